@@ -1,0 +1,1 @@
+"""What every part of MDAF shares: the project error, YAML-to-dataclass configs, atomic outputs."""

@@ -1,0 +1,54 @@
+"""`python -m data_prep`: prepare the Taobao Ad or UserBehavior raw files, or a synthetic set.
+
+    python -m data_prep --source taobao_ad --raw-dir ~/taobao --out data/taobao_ad
+    python -m data_prep                      # no raw files: a synthetic set in the Tianchi format
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from common.errors import MDAFError
+from data_prep.config import SOURCES, load_prep_config
+from data_prep.prepare import prepare
+
+log = logging.getLogger("data_prep")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m data_prep", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--source", choices=SOURCES, default="taobao_ad")
+    parser.add_argument("--raw-dir", type=Path, help="raw Tianchi files; omit for a synthetic set")
+    parser.add_argument("--out", type=Path, help="dataset directory (default data/<source>, or "
+                        "data/synthetic/<seed-config>/<source> for a synthetic set)")
+    parser.add_argument("--config", type=Path, help="preparation YAML (default configs/data/<source>.yaml)")
+    parser.add_argument("--synthetic-config", type=Path, help="generator YAML (default configs/data/synthetic.yaml)")
+    parser.add_argument("--seed", type=int, help="generator seed (synthetic only)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    try:
+        cfg = load_prep_config(args.source, args.config)
+        raw_dir, out = args.raw_dir, args.out
+        if raw_dir is None:
+            from data_prep.synthetic_raw import ensure_synthetic_raw, synthetic_config, synthetic_home
+
+            synth = synthetic_config(args.synthetic_config, args.seed)
+            raw_dir = ensure_synthetic_raw(args.source, synth)
+            out = out or synthetic_home(synth) / args.source
+        prepare(raw_dir, out or Path("data") / args.source, cfg, overwrite=args.overwrite)
+    except MDAFError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

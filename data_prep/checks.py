@@ -1,0 +1,54 @@
+"""Checks of raw rows that fail with the file, the column and an example of the bad row."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from common.errors import MDAFError
+from data_prep.calendar import to_day
+
+
+def _example(lf: pl.LazyFrame, bad: pl.Expr) -> dict | None:
+    rows = lf.filter(bad).head(1).collect(engine="streaming")
+    return rows.row(0, named=True) if rows.height else None
+
+
+def require_none(lf: pl.LazyFrame, bad: pl.Expr, path: Path, column: str, expected: str) -> None:
+    """Raise when any row satisfies `bad`: '<file>: column <c> expected <...>, e.g. row {...}'."""
+    row = _example(lf, bad)
+    if row is not None:
+        raise MDAFError(f"{path}: column '{column}' expected {expected}; bad row: {row}")
+
+
+def require_no_nulls(lf: pl.LazyFrame, columns: list[str], path: Path) -> None:
+    for column in columns:
+        require_none(lf, pl.col(column).is_null(), path, column, "a value in every row (found an empty cell)")
+
+
+def require_unique(lf: pl.LazyFrame, keys: list[str], path: Path) -> None:
+    """Raise when a key occurs twice (ad_feature's adgroup_id, user_profile's userid, ...)."""
+    dup = lf.filter(pl.len().over(keys) > 1).head(1).collect(engine="streaming")
+    if dup.height:
+        raise MDAFError(f"{path}: column(s) {keys} expected unique, found a repeated key in row "
+                        f"{dup.row(0, named=True)}")
+
+
+def count_outside_window(lf: pl.LazyFrame, column: str, window: tuple[int, int], path: Path,
+                         max_fraction: float) -> tuple[int, int]:
+    """Count rows whose `column` lies outside [start, end); too many is an error.
+
+    Returns (rows outside, rows in all). A few stray rows are dropped and counted (the real
+    UserBehavior.csv has some); more than `max_fraction` of the file points at a wrong file or
+    unit (milliseconds, say) and fails with an example.
+    """
+    start, end = window
+    outside = (pl.col(column) < start) | (pl.col(column) >= end)
+    counts = lf.select(pl.len().alias("rows"), outside.sum().alias("outside")).collect(engine="streaming")
+    rows, n_out = int(counts["rows"][0]), int(counts["outside"][0] or 0)
+    if rows and n_out / rows > max_fraction:
+        row = _example(lf, outside)
+        raise MDAFError(f"{path}: column '{column}' expected Unix seconds within {to_day(start)} .. "
+                        f"{to_day(end - 1)} (Beijing time); {n_out} of {rows} rows fall outside "
+                        f"(more than max_out_of_window_fraction={max_fraction}), e.g. row {row}")
+    return n_out, rows

@@ -1,0 +1,48 @@
+"""Synthetic raw files on demand: generated once per generator config, then reused.
+
+The raw files land in data/synthetic/<key>/raw/, where <key> is the seed and a hash of the
+generator config, so a changed config never reuses stale files.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+from common.atomic import atomic_dir
+from common.config import load_config
+from data_prep.synthetic import SyntheticConfig, generate_taobao_ad, generate_userbehavior
+
+log = logging.getLogger(__name__)
+
+SYNTHETIC_DIR = Path("data") / "synthetic"
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "data" / "synthetic.yaml"
+GENERATORS = {"taobao_ad": generate_taobao_ad, "userbehavior": generate_userbehavior}
+
+
+def synthetic_config(path: Path | None = None, seed: int | None = None, **overrides) -> SyntheticConfig:
+    if seed is not None:
+        overrides["seed"] = seed
+    return load_config(SyntheticConfig, path or DEFAULT_CONFIG, overrides)
+
+
+def synthetic_home(cfg: SyntheticConfig) -> Path:
+    """data/synthetic/seed<seed>-<hash of the config>/"""
+    digest = hashlib.sha256(json.dumps(dataclasses.asdict(cfg), sort_keys=True).encode()).hexdigest()
+    return SYNTHETIC_DIR / f"seed{cfg.seed}-{digest[:8]}"
+
+
+def ensure_synthetic_raw(source: str, cfg: SyntheticConfig) -> Path:
+    """The raw files of `source` for `cfg`, generated now unless already there."""
+    raw = synthetic_home(cfg) / f"raw_{source}"
+    if raw.is_dir():
+        log.info("reusing synthetic raw files in %s", raw)
+        return raw
+    log.info("no raw data given: generating a synthetic %s set in the Tianchi format into %s", source, raw)
+    with atomic_dir(raw) as tmp:
+        counts = GENERATORS[source](cfg, tmp)
+        (tmp / "generator.json").write_text(json.dumps(
+            {"config": dataclasses.asdict(cfg), "counts": counts}, indent=2, default=str))
+    return raw

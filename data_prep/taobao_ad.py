@@ -1,0 +1,234 @@
+"""Alibaba display-ad click data (Tianchi 56) -> processed dataset.
+
+Samples are raw_sample impressions (label `clk`) with the ad's features (ad_feature), the user's
+profile (user_profile) and context (pid, hour and weekday in Beijing time). Two timelines:
+`behavior` from behavior_log (category, brand, behaviour type) and `click` from the user's
+earlier clicked impressions (ad, category, brand). Both are read up to, never at or after, each
+impression's time. behavior_log (~700M rows) is streamed into user buckets first, so memory is
+bounded by the bucket size.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from tqdm import tqdm
+
+from common.errors import MDAFError
+from data_prep import checks
+from data_prep.buckets import count_buckets, read_bucket, scan_buckets, write_buckets
+from data_prep.config import PrepConfig
+from data_prep.raw_files import (AD_FEATURE, BEHAVIOR_LOG, RAW_SAMPLE, RAW_SAMPLE_ORACLE,
+                                 USER_PROFILE, RawFile, explain_parse_errors, scan_raw)
+from data_prep.samples import SampleWriter, split_column
+from data_prep.static_features import calendar_columns, price_edges, price_index
+from data_prep.timeline import TimelineWriter, history_pointers
+from data_prep.vocab import Vocab, fit_vocab, fixed_vocab
+
+log = logging.getLogger(__name__)
+
+BTAGS = ["pv", "cart", "fav", "buy"]
+PROFILE = ["cms_segid", "cms_group_id", "final_gender_code", "age_level", "pvalue_level",
+           "shopping_level", "occupation", "new_user_class_level"]
+# static field -> (raw column after the joins, vocabulary space)
+STATIC = {"user": ("user", "user"), "item": ("adgroup_id", "item"), "cate": ("cate_id", "cate"),
+          "brand": ("brand", "brand"), "campaign": ("campaign_id", "campaign"),
+          "customer": ("customer", "customer"), "pid": ("pid", "pid"),
+          **{f: (f, f) for f in PROFILE}}
+TIMELINES = {"behavior": {"cate": "cate", "brand": "brand", "btag": "btag"},
+             "click": {"item": "item", "cate": "cate", "brand": "brand"}}
+
+
+def prepare_taobao_ad(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path) -> dict:
+    """Run the whole pipeline; writes vocab/, timelines/, samples/ under `out`, returns meta."""
+    specs = [RAW_SAMPLE, AD_FEATURE, USER_PROFILE, BEHAVIOR_LOG, RAW_SAMPLE_ORACLE]
+    try:
+        return _prepare(raw_dir, cfg, work, out)
+    except pl.exceptions.ComputeError as exc:
+        raise explain_parse_errors(exc, raw_dir, specs) from None
+
+
+def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path) -> dict:
+    drops: dict[str, int] = {}
+    has_log = (raw_dir / BEHAVIOR_LOG.name).is_file()
+    if not has_log:
+        if cfg.require_behavior_log:
+            raise MDAFError(f"{raw_dir / BEHAVIOR_LOG.name}: file not found (require_behavior_log is true)")
+        log.warning("%s not found: histories come from earlier clicks in raw_sample only",
+                    raw_dir / BEHAVIOR_LOG.name)
+    has_oracle = (raw_dir / RAW_SAMPLE_ORACLE.name).is_file()
+
+    ads = _read_table(raw_dir, AD_FEATURE, "adgroup_id")
+    profiles = _read_table(raw_dir, USER_PROFILE, "userid").rename({"userid": "user"})
+    n_buckets = count_buckets([raw_dir / RAW_SAMPLE.name, raw_dir / BEHAVIOR_LOG.name], cfg.bucket_mb)
+    log.info("streaming raw files into %d user bucket(s)", n_buckets)
+
+    tables = {"imp": (RAW_SAMPLE, "user")}
+    if has_log:
+        tables["beh"] = (BEHAVIOR_LOG, "user")
+    if has_oracle:
+        tables["oracle"] = (RAW_SAMPLE_ORACLE, "user")
+    scans = {}
+    for name, (spec, user) in tables.items():
+        raw = scan_raw(raw_dir, spec)
+        write_buckets(raw, user, n_buckets, work / name)
+        scans[name] = (scan_buckets(work / name), raw.collect_schema())
+
+    imp_all = scans["imp"][0]
+    drops.update(_check_impressions(imp_all, raw_dir / RAW_SAMPLE.name, cfg))
+    if has_log:
+        drops.update(_check_behaviors(scans["beh"][0], raw_dir / BEHAVIOR_LOG.name, cfg))
+    if has_oracle:
+        path = raw_dir / RAW_SAMPLE_ORACLE.name
+        checks.require_no_nulls(scans["oracle"][0], ["user", "time_stamp", "p"], path)
+        checks.require_none(scans["oracle"][0], ~pl.col("p").is_between(0, 1), path, "p",
+                            "a probability in [0, 1]")
+        checks.require_unique(scans["oracle"][0], ["user", "time_stamp"], path)
+
+    vocabs, edges = _fit_vocabularies(imp_all, scans["beh"][0] if has_log else None, ads, profiles, cfg)
+    for vocab in vocabs.values():
+        vocab.save(out / "vocab")
+
+    timelines = {"click": TimelineWriter(work, "click", list(TIMELINES["click"]))}
+    if has_log:
+        timelines["behavior"] = TimelineWriter(work, "behavior", list(TIMELINES["behavior"]))
+    samples = SampleWriter(work)
+    counts = {"no_impression": 0, "after_last_impression": 0}
+    for k in tqdm(range(n_buckets), desc="taobao_ad buckets", unit="bucket", disable=n_buckets < 2):
+        frames = {name: read_bucket(work / name, k, schema) for name, (_, schema) in scans.items()}
+        _prepare_bucket(frames, ads, profiles, vocabs, edges, cfg, timelines, samples, counts)
+    if has_log:
+        drops["behavior_log.csv: user has no impression in any split"] = counts["no_impression"]
+        drops["behavior_log.csv: after the user's last impression (in no history)"] = \
+            counts["after_last_impression"]
+
+    sample_schema = _sample_schema(list(timelines), has_oracle)
+    rows = samples.finish(out, sample_schema)
+    tl_meta = {name: {"rows": writer.finish(out), "fields": TIMELINES[name]}
+               for name, writer in timelines.items()}
+    return {
+        "source": "taobao_ad",
+        "synthetic": has_oracle,
+        "vocab_sizes": {v.space: v.size for v in vocabs.values()},
+        "static_fields": {f: space for f, (_, space) in STATIC.items()} | {
+            "price": "price", "hour": "hour", "dow": "dow"},
+        "target_fields": {"item": "item", "cate": "cate", "brand": "brand"},
+        "timelines": tl_meta,
+        "price_edges": edges.tolist(),
+        "rows": rows,
+        "drops": drops,
+        "user_buckets": n_buckets,
+    }
+
+
+def _read_table(raw_dir: Path, spec: RawFile, key: str) -> pl.DataFrame:
+    """A small side table read whole, with its key present and unique."""
+    path = raw_dir / spec.name
+    table = scan_raw(raw_dir, spec).collect()
+    checks.require_no_nulls(table.lazy(), [key], path)
+    checks.require_unique(table.lazy(), [key], path)
+    return table
+
+
+def _check_impressions(lf: pl.LazyFrame, path: Path, cfg: PrepConfig) -> dict[str, int]:
+    checks.require_no_nulls(lf, ["user", "time_stamp", "adgroup_id", "clk"], path)
+    checks.require_none(lf, ~pl.col("clk").is_in([0, 1]), path, "clk", "a label in {0, 1}")
+    checks.require_none(lf, pl.col("nonclk").is_not_null() & (pl.col("nonclk") != 1 - pl.col("clk")),
+                        path, "nonclk", "1 - clk")
+    n_out, _ = checks.count_outside_window(lf, "time_stamp", cfg.sample_window, path,
+                                           cfg.max_out_of_window_fraction)
+    start, end = cfg.sample_window
+    in_window = pl.col("time_stamp").is_between(start, end, closed="left")
+    n_between = lf.filter(in_window & split_column("time_stamp", cfg.split_bounds).is_null()) \
+        .select(pl.len()).collect(engine="streaming").item()
+    return {f"{path.name}: time_stamp outside {cfg.sample_days[0]}..{cfg.sample_days[1]}": n_out,
+            f"{path.name}: inside the window but in no split": n_between}
+
+
+def _check_behaviors(lf: pl.LazyFrame, path: Path, cfg: PrepConfig) -> dict[str, int]:
+    checks.require_no_nulls(lf, ["user", "time_stamp", "btag"], path)
+    checks.require_none(lf, ~pl.col("btag").is_in(BTAGS), path, "btag", f"one of {BTAGS}")
+    n_out, _ = checks.count_outside_window(lf, "time_stamp", cfg.history_window, path,
+                                           cfg.max_out_of_window_fraction)
+    return {f"{path.name}: time_stamp outside {cfg.history_days[0]}..{cfg.history_days[1]}": n_out}
+
+
+def _fit_vocabularies(imp: pl.LazyFrame, beh: pl.LazyFrame | None, ads: pl.DataFrame,
+                      profiles: pl.DataFrame, cfg: PrepConfig) -> tuple[dict[str, Vocab], np.ndarray]:
+    """Every vocabulary from train-split impressions and behaviours before the train split ends."""
+    start, end = cfg.split_bounds["train"]
+    train = (imp.filter(pl.col("time_stamp").is_between(start, end, closed="left"))
+             .join(ads.lazy(), on="adgroup_id", how="left")
+             .join(profiles.lazy(), on="user", how="left"))
+    sources: dict[str, list[pl.LazyFrame]] = {}
+    for column, space in STATIC.values():
+        sources.setdefault(space, []).append(train.select(column))
+    if beh is not None:
+        h_start, _ = cfg.history_window
+        early = beh.filter(pl.col("time_stamp").is_between(h_start, end, closed="left"))
+        sources["cate"].append(early.select("cate"))
+        sources["brand"].append(early.select("brand"))
+    vocabs = {space: fit_vocab(space, frames, cfg.min_count)
+              for space, frames in tqdm(sources.items(), desc="vocabularies", leave=False)}
+    vocabs["btag"] = fixed_vocab("btag", BTAGS)
+    vocabs["hour"] = fixed_vocab("hour", list(range(24)))
+    vocabs["dow"] = fixed_vocab("dow", list(range(7)))
+    edges = price_edges(train.select("price"), cfg.price_buckets)
+    vocabs["price"] = fixed_vocab("price", list(range(len(edges) + 1)))
+    return vocabs, edges
+
+
+def _prepare_bucket(frames: dict[str, pl.LazyFrame], ads: pl.DataFrame, profiles: pl.DataFrame,
+                    vocabs: dict[str, Vocab], edges: np.ndarray, cfg: PrepConfig,
+                    timelines: dict[str, TimelineWriter], samples: SampleWriter,
+                    counts: dict[str, int]) -> None:
+    """One user bucket: encode its impressions, write its timelines, point samples into them."""
+    imp = (frames["imp"].with_columns(split=split_column("time_stamp", cfg.split_bounds))
+           .filter(pl.col("split").is_not_null())
+           .join(ads.lazy(), on="adgroup_id", how="left")
+           .join(profiles.lazy(), on="user", how="left")
+           .with_columns(calendar_columns("time_stamp"), price=price_index("price", edges))
+           .collect())
+    if "oracle" in frames:
+        oracle = frames["oracle"].select("user", "time_stamp", oracle_p=pl.col("p").cast(pl.Float32))
+        imp = imp.join(oracle.collect(), on=["user", "time_stamp"], how="left")
+        checks.require_no_nulls(imp.lazy(), ["oracle_p"], Path(RAW_SAMPLE_ORACLE.name))
+    encoded = imp.select(
+        "split", label=pl.col("clk").cast(pl.Int8), time=pl.col("time_stamp"), user_id=pl.col("user"),
+        **{field: vocabs[space].encode(column) for field, (column, space) in STATIC.items()},
+        price=pl.col("price"), hour=pl.col("hour"), dow=pl.col("dow"),
+        **({"oracle_p": pl.col("oracle_p")} if "oracle_p" in imp.columns else {}))
+    encoded = encoded.sort(encoded.columns)  # joins do not keep row order: make it deterministic
+
+    histories = {"click": encoded.filter(pl.col("label") == 1).select("user_id", "time", "item", "cate", "brand")}
+    if "behavior" in timelines:
+        last = encoded.group_by("user_id").agg(last=pl.col("time").max())
+        h_start, h_end = cfg.history_window
+        beh = frames["beh"].filter(pl.col("time_stamp").is_between(h_start, h_end, closed="left")).collect()
+        known = beh.join(last, left_on="user", right_on="user_id", how="inner")
+        used = known.filter(pl.col("time_stamp") < pl.col("last"))
+        counts["no_impression"] += beh.height - known.height
+        counts["after_last_impression"] += known.height - used.height
+        histories["behavior"] = used.select(
+            user_id=pl.col("user"), time=pl.col("time_stamp"), cate=vocabs["cate"].encode("cate"),
+            brand=vocabs["brand"].encode("brand"), btag=vocabs["btag"].encode("btag"))
+
+    user, time = encoded["user_id"].to_numpy(), encoded["time"].to_numpy()
+    pointers = {}
+    for name, writer in timelines.items():
+        frame, offset = writer.add(histories[name])
+        start, end = history_pointers(frame["user_id"].to_numpy(), frame["time"].to_numpy(), user, time)
+        pointers[f"{name}_start"], pointers[f"{name}_end"] = start + offset, end + offset
+    samples.add(encoded.with_columns(**{k: pl.Series(v) for k, v in pointers.items()}))
+
+
+def _sample_schema(timelines: list[str], oracle: bool) -> pl.Schema:
+    schema = {"label": pl.Int8, "time": pl.Int64, "user_id": pl.Int64,
+              **{field: pl.Int32 for field in [*STATIC, "price", "hour", "dow"]}}
+    for name in sorted(timelines):
+        schema |= {f"{name}_start": pl.Int64, f"{name}_end": pl.Int64}
+    if oracle:
+        schema["oracle_p"] = pl.Float32
+    return pl.Schema(schema)

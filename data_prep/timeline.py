@@ -1,0 +1,85 @@
+"""User timelines and the pointers that index them.
+
+A timeline holds every behaviour of every user, grouped by user and ordered by time within a
+user. A sample does not copy its history; it stores the row range [start, end) of its user's
+behaviours strictly before its own time:
+
+    start = first row of the user,   end = first row of the user with time >= t_sample.
+
+Timelines are written bucket by bucket as NumPy chunks, then joined into one `.npy` per field so
+the loader can memory-map them.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+_TIME_BITS = 32
+
+
+def history_pointers(tl_user: np.ndarray, tl_time: np.ndarray, user: np.ndarray,
+                     time: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row ranges [start, end) of each sample's behaviours strictly before its time.
+
+    tl_user, tl_time: (N,) the timeline, sorted by (user, time).
+    user, time: (S,) the samples.
+    Returns start, end: (S,) int64 rows into the timeline (start == end: no history).
+    Users and times are packed into one sortable int64 key: dense user code << 32 | time offset.
+    """
+    _, inverse = np.unique(np.concatenate([tl_user, user]), return_inverse=True)
+    tl_code, code = inverse[: len(tl_user)], inverse[len(tl_user):]
+    t0 = min(int(tl_time.min(initial=2**62)), int(time.min(initial=2**62)))
+    t1 = max(int(tl_time.max(initial=0)), int(time.max(initial=0)))
+    if len(time) and t1 - t0 >= 2**_TIME_BITS:
+        raise ValueError("timestamps span more than 2^32 seconds")
+    tl_key = (tl_code.astype(np.int64) << _TIME_BITS) | (tl_time - t0)
+    key_user = code.astype(np.int64) << _TIME_BITS
+    start = np.searchsorted(tl_key, key_user, side="left")
+    end = np.searchsorted(tl_key, key_user | (time - t0), side="left")
+    return start.astype(np.int64), end.astype(np.int64)
+
+
+class TimelineWriter:
+    """Collects one timeline bucket by bucket, then writes `timelines/<name>/<field>.npy`.
+
+    Every bucket's frame must hold `user_id`, `time` and the index fields; rows are sorted here.
+    """
+
+    def __init__(self, work_dir: Path, name: str, fields: list[str]) -> None:
+        self.name = name
+        self.columns = ["user_id", "time", *fields]
+        self.rows = 0
+        self._chunks = work_dir / f"timeline_{name}"
+        self._chunks.mkdir(parents=True, exist_ok=True)
+        self._n_chunks = 0
+
+    def add(self, frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+        """Sort one bucket's rows, store them, and return (sorted frame, its first global row)."""
+        frame = frame.select(self.columns).sort(self.columns)
+        offset = self.rows
+        frame.write_ipc(self._chunks / f"{self._n_chunks:05d}.arrow", compression="uncompressed")
+        self._n_chunks += 1
+        self.rows += frame.height
+        return frame, offset
+
+    def finish(self, out_dir: Path) -> int:
+        """Join the chunks into one memory-mappable array per field; returns the row count."""
+        target = out_dir / "timelines" / self.name
+        target.mkdir(parents=True, exist_ok=True)
+        chunks = sorted(self._chunks.glob("*.arrow"))
+        for column in self.columns:
+            dtype = np.int64 if column in ("user_id", "time") else np.int32
+            array = np.lib.format.open_memmap(target / f"{column}.npy", mode="w+", dtype=dtype,
+                                              shape=(self.rows,))
+            at = 0
+            for chunk in chunks:
+                values = pl.read_ipc(chunk, columns=[column])[column].to_numpy()
+                array[at: at + len(values)] = values
+                at += len(values)
+            array.flush()
+            del array
+        shutil.rmtree(self._chunks)
+        return self.rows

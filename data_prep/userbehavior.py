@@ -1,0 +1,155 @@
+"""Taobao user behaviour data (Tianchi 649) -> processed dataset.
+
+Every `pv` is a sample. Its label is 1 when the same user carts, favours or buys the same item at
+or after the view and no later than min(view + horizon, end of the view's split): a label never
+depends on an event in a later split, so the train labels carry nothing of validation or test.
+The `behavior` timeline holds every behaviour (item, category, type), read strictly before each
+view. Rows outside the documented window are dropped and counted.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import polars as pl
+from tqdm import tqdm
+
+from data_prep import checks
+from data_prep.buckets import count_buckets, read_bucket, scan_buckets, write_buckets
+from data_prep.config import PrepConfig
+from data_prep.raw_files import USER_BEHAVIOR, USER_BEHAVIOR_ORACLE, explain_parse_errors, scan_raw
+from data_prep.samples import SampleWriter, split_column
+from data_prep.static_features import calendar_columns
+from data_prep.timeline import TimelineWriter, history_pointers
+from data_prep.vocab import Vocab, fit_vocab, fixed_vocab
+
+log = logging.getLogger(__name__)
+
+BTAGS = ["pv", "cart", "fav", "buy"]
+CONVERSIONS = ["cart", "fav", "buy"]
+STATIC = {"user": "user", "item": "item", "cate": "cate"}
+TIMELINE = {"item": "item", "cate": "cate", "btag": "btag"}
+_RENAME = {"user_id": "user", "item_id": "item", "category_id": "cate", "behavior_type": "btag",
+           "timestamp": "time"}
+
+
+def prepare_userbehavior(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path) -> dict:
+    """Run the whole pipeline; writes vocab/, timelines/, samples/ under `out`, returns meta."""
+    try:
+        return _prepare(raw_dir, cfg, work, out)
+    except pl.exceptions.ComputeError as exc:
+        raise explain_parse_errors(exc, raw_dir, [USER_BEHAVIOR, USER_BEHAVIOR_ORACLE]) from None
+
+
+def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path) -> dict:
+    path = raw_dir / USER_BEHAVIOR.name
+    has_oracle = (raw_dir / USER_BEHAVIOR_ORACLE.name).is_file()
+    n_buckets = count_buckets([path], cfg.bucket_mb)
+    log.info("streaming %s into %d user bucket(s)", path, n_buckets)
+    raw = scan_raw(raw_dir, USER_BEHAVIOR).rename(_RENAME)
+    write_buckets(raw, "user", n_buckets, work / "rows")
+    rows = scan_buckets(work / "rows")
+    checks.require_no_nulls(rows, list(_RENAME.values()), path)
+    checks.require_none(rows, ~pl.col("btag").is_in(BTAGS), path, "behavior_type", f"one of {BTAGS}")
+    n_out, n_rows = checks.count_outside_window(rows, "time", cfg.sample_window, path,
+                                                cfg.max_out_of_window_fraction)
+    start, end = cfg.sample_window
+    in_window = pl.col("time").is_between(start, end, closed="left")
+    n_between = rows.filter(in_window & split_column("time", cfg.split_bounds).is_null()) \
+        .select(pl.len()).collect(engine="streaming").item()
+    drops = {f"{path.name}: timestamp outside {cfg.sample_days[0]}..{cfg.sample_days[1]}": n_out,
+             f"{path.name}: inside the window but in no split (kept in histories only)": n_between}
+
+    oracle_schema = None
+    if has_oracle:
+        opath = raw_dir / USER_BEHAVIOR_ORACLE.name
+        oracle = scan_raw(raw_dir, USER_BEHAVIOR_ORACLE).rename({"user_id": "user", "timestamp": "time"})
+        write_buckets(oracle, "user", n_buckets, work / "oracle")
+        scanned = scan_buckets(work / "oracle")
+        checks.require_no_nulls(scanned, ["user", "time", "p"], opath)
+        checks.require_none(scanned, ~pl.col("p").is_between(0, 1), opath, "p", "a probability in [0, 1]")
+        checks.require_unique(scanned, ["user", "time"], opath)
+        oracle_schema = oracle.collect_schema()
+
+    t_start, t_end = cfg.split_bounds["train"]
+    train_rows = rows.filter(pl.col("time").is_between(start, t_end, closed="left"))
+    train_views = rows.filter(pl.col("time").is_between(t_start, t_end, closed="left") & (pl.col("btag") == "pv"))
+    vocabs = {"user": fit_vocab("user", [train_views.select("user")], cfg.min_count),
+              "item": fit_vocab("item", [train_rows.select("item")], cfg.min_count),
+              "cate": fit_vocab("cate", [train_rows.select("cate")], cfg.min_count),
+              "btag": fixed_vocab("btag", BTAGS),
+              "hour": fixed_vocab("hour", list(range(24))),
+              "dow": fixed_vocab("dow", list(range(7)))}
+    for vocab in vocabs.values():
+        vocab.save(out / "vocab")
+
+    timeline = TimelineWriter(work, "behavior", list(TIMELINE))
+    samples = SampleWriter(work)
+    schema = raw.collect_schema()
+    for k in tqdm(range(n_buckets), desc="userbehavior buckets", unit="bucket", disable=n_buckets < 2):
+        bucket = read_bucket(work / "rows", k, schema).filter(in_window).collect()
+        oracle_k = read_bucket(work / "oracle", k, oracle_schema).collect() if has_oracle else None
+        _prepare_bucket(bucket, oracle_k, vocabs, cfg, timeline, samples)
+
+    sample_schema = pl.Schema({"label": pl.Int8, "time": pl.Int64, "user_id": pl.Int64,
+                               **{f: pl.Int32 for f in [*STATIC, "hour", "dow"]},
+                               "behavior_start": pl.Int64, "behavior_end": pl.Int64,
+                               **({"oracle_p": pl.Float32} if has_oracle else {})})
+    rows_per_split = samples.finish(out, sample_schema)
+    return {
+        "source": "userbehavior",
+        "synthetic": has_oracle,
+        "vocab_sizes": {v.space: v.size for v in vocabs.values()},
+        "static_fields": dict(STATIC) | {"hour": "hour", "dow": "dow"},
+        "target_fields": {"item": "item", "cate": "cate"},
+        "timelines": {"behavior": {"rows": timeline.finish(out), "fields": TIMELINE}},
+        "rows": rows_per_split,
+        "label_horizon_hours": cfg.label_horizon_hours,
+        "drops": drops,
+        "rows_read": n_rows,
+        "user_buckets": n_buckets,
+    }
+
+
+def label_views(rows: pl.DataFrame, cfg: PrepConfig) -> pl.DataFrame:
+    """The pv rows with `label`: a cart/fav/buy of the same item in [t, min(t + H, split end)].
+
+    rows: one user bucket with columns user, item, cate, btag, time.
+    """
+    bounds = cfg.split_bounds
+    split_end = pl.lit(None, dtype=pl.Int64)
+    for name, (s, e) in bounds.items():
+        split_end = pl.when(pl.col("split") == name).then(pl.lit(e)).otherwise(split_end)
+    views = (rows.filter(pl.col("btag") == "pv")
+             .with_columns(split=split_column("time", bounds))
+             .filter(pl.col("split").is_not_null())
+             .with_columns(deadline=pl.min_horizontal(pl.col("time") + cfg.label_horizon_s, split_end - 1))
+             .sort("time"))
+    conversions = (rows.filter(pl.col("btag").is_in(CONVERSIONS))
+                   .select("user", "item", converted_at=pl.col("time")).sort("converted_at"))
+    joined = views.join_asof(conversions, left_on="time", right_on="converted_at",
+                             by=["user", "item"], strategy="forward",
+                             check_sortedness=False)  # both sorted by time just above
+    label = pl.col("converted_at").is_not_null() & (pl.col("converted_at") <= pl.col("deadline"))
+    return joined.with_columns(label=label.cast(pl.Int8)).drop("deadline", "converted_at")
+
+
+def _prepare_bucket(rows: pl.DataFrame, oracle: pl.DataFrame | None, vocabs: dict[str, Vocab],
+                    cfg: PrepConfig, timeline: TimelineWriter, samples: SampleWriter) -> None:
+    views = label_views(rows, cfg)
+    if oracle is not None:
+        views = views.join(oracle.select("user", "time", oracle_p=pl.col("p").cast(pl.Float32)),
+                           on=["user", "time"], how="left")
+        checks.require_no_nulls(views.lazy(), ["oracle_p"], Path(USER_BEHAVIOR_ORACLE.name))
+    encoded = views.select(
+        "split", "label", "time", *calendar_columns("time"), user_id=pl.col("user"),
+        **{field: vocabs[space].encode(field) for field, space in STATIC.items()},
+        **({"oracle_p": pl.col("oracle_p")} if oracle is not None else {}))
+    encoded = encoded.sort(encoded.columns)  # joins do not keep row order: make it deterministic
+    history = rows.select(user_id=pl.col("user"), time=pl.col("time"),
+                          **{field: vocabs[space].encode(field) for field, space in TIMELINE.items()})
+    frame, offset = timeline.add(history)
+    start, end = history_pointers(frame["user_id"].to_numpy(), frame["time"].to_numpy(),
+                                  encoded["user_id"].to_numpy(), encoded["time"].to_numpy())
+    samples.add(encoded.with_columns(behavior_start=pl.Series(start + offset),
+                                     behavior_end=pl.Series(end + offset)))
