@@ -47,7 +47,6 @@ def prepare(raw_dir: str | Path, out_dir: str | Path, cfg: PrepConfig, overwrite
                 "splits": {k: list(v) for k, v in cfg.split_bounds.items()}, **inputs}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
         summary = summarize(tmp, meta)
-        summary["seconds"] = round(time.perf_counter() - began, 2)
         log.info("summary\n%s", write_summary(tmp, summary))
     log.info("wrote %s in %.1f s", out_dir, time.perf_counter() - began)
     return summary

@@ -28,15 +28,15 @@ def synthetic_config(path: Path | None = None, seed: int | None = None, **overri
     return load_config(SyntheticConfig, path or DEFAULT_CONFIG, overrides)
 
 
-def synthetic_home(cfg: SyntheticConfig) -> Path:
-    """data/synthetic/seed<seed>-<hash of the config>/"""
+def synthetic_home(cfg: SyntheticConfig, root: Path = SYNTHETIC_DIR) -> Path:
+    """<root>/seed<seed>-<hash of the config>/"""
     digest = hashlib.sha256(json.dumps(dataclasses.asdict(cfg), sort_keys=True).encode()).hexdigest()
-    return SYNTHETIC_DIR / f"seed{cfg.seed}-{digest[:8]}"
+    return Path(root) / f"seed{cfg.seed}-{digest[:8]}"
 
 
-def ensure_synthetic_raw(source: str, cfg: SyntheticConfig) -> Path:
-    """The raw files of `source` for `cfg`, generated now unless already there."""
-    raw = synthetic_home(cfg) / f"raw_{source}"
+def ensure_synthetic_raw(source: str, cfg: SyntheticConfig, root: Path = SYNTHETIC_DIR) -> Path:
+    """The raw files of `source` for `cfg` under `root`, generated now unless already there."""
+    raw = synthetic_home(cfg, root) / f"raw_{source}"
     if raw.is_dir():
         log.info("reusing synthetic raw files in %s", raw)
         return raw

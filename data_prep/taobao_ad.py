@@ -25,7 +25,7 @@ from data_prep.raw_files import (AD_FEATURE, BEHAVIOR_LOG, RAW_SAMPLE, RAW_SAMPL
 from data_prep.samples import SampleWriter, split_column
 from data_prep.static_features import calendar_columns, price_edges, price_index
 from data_prep.timeline import TimelineWriter, history_pointers
-from data_prep.vocab import Vocab, fit_vocab, fixed_vocab
+from data_prep.vocab import Vocab, encode, fit_vocabs, fixed_vocab
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +170,7 @@ def _fit_vocabularies(imp: pl.LazyFrame, beh: pl.LazyFrame | None, ads: pl.DataF
         early = beh.filter(pl.col("time_stamp").is_between(h_start, end, closed="left"))
         sources["cate"].append(early.select("cate"))
         sources["brand"].append(early.select("brand"))
-    vocabs = {space: fit_vocab(space, frames, cfg.min_count)
-              for space, frames in tqdm(sources.items(), desc="vocabularies", leave=False)}
+    vocabs = fit_vocabs(sources, cfg.min_count)
     vocabs["btag"] = fixed_vocab("btag", BTAGS)
     vocabs["hour"] = fixed_vocab("hour", list(range(24)))
     vocabs["dow"] = fixed_vocab("dow", list(range(7)))
@@ -189,18 +188,20 @@ def _prepare_bucket(frames: dict[str, pl.LazyFrame], ads: pl.DataFrame, profiles
            .filter(pl.col("split").is_not_null())
            .join(ads.lazy(), on="adgroup_id", how="left")
            .join(profiles.lazy(), on="user", how="left")
-           .with_columns(calendar_columns("time_stamp"), price=price_index("price", edges))
+           .with_columns(calendar_columns("time_stamp"))
            .collect())
     if "oracle" in frames:
         oracle = frames["oracle"].select("user", "time_stamp", oracle_p=pl.col("p").cast(pl.Float32))
         imp = imp.join(oracle.collect(), on=["user", "time_stamp"], how="left")
         checks.require_no_nulls(imp.lazy(), ["oracle_p"], Path(RAW_SAMPLE_ORACLE.name))
+    imp = encode(imp, {f"{field}_idx": (column, vocabs[space]) for field, (column, space) in STATIC.items()})
     encoded = imp.select(
         "split", label=pl.col("clk").cast(pl.Int8), time=pl.col("time_stamp"), user_id=pl.col("user"),
-        **{field: vocabs[space].encode(column) for field, (column, space) in STATIC.items()},
-        price=pl.col("price"), hour=pl.col("hour"), dow=pl.col("dow"),
+        **{field: pl.col(f"{field}_idx") for field in STATIC},
+        price=price_index("price", edges), hour=pl.col("hour"), dow=pl.col("dow"),
         **({"oracle_p": pl.col("oracle_p")} if "oracle_p" in imp.columns else {}))
-    encoded = encoded.sort(encoded.columns)  # joins do not keep row order: make it deterministic
+    # joins do not keep row order: sort, by user and time first so pointer searches run in order
+    encoded = encoded.sort(["user_id", "time", *encoded.columns])
 
     histories = {"click": encoded.filter(pl.col("label") == 1).select("user_id", "time", "item", "cate", "brand")}
     if "behavior" in timelines:
@@ -211,9 +212,11 @@ def _prepare_bucket(frames: dict[str, pl.LazyFrame], ads: pl.DataFrame, profiles
         used = known.filter(pl.col("time_stamp") < pl.col("last"))
         counts["no_impression"] += beh.height - known.height
         counts["after_last_impression"] += known.height - used.height
-        histories["behavior"] = used.select(
-            user_id=pl.col("user"), time=pl.col("time_stamp"), cate=vocabs["cate"].encode("cate"),
-            brand=vocabs["brand"].encode("brand"), btag=vocabs["btag"].encode("btag"))
+        histories["behavior"] = encode(used, {"cate_idx": ("cate", vocabs["cate"]),
+                                              "brand_idx": ("brand", vocabs["brand"]),
+                                              "btag_idx": ("btag", vocabs["btag"])}).select(
+            user_id=pl.col("user"), time=pl.col("time_stamp"), cate=pl.col("cate_idx"),
+            brand=pl.col("brand_idx"), btag=pl.col("btag_idx"))
 
     user, time = encoded["user_id"].to_numpy(), encoded["time"].to_numpy()
     pointers = {}

@@ -25,21 +25,27 @@ def history_pointers(tl_user: np.ndarray, tl_time: np.ndarray, user: np.ndarray,
     """Row ranges [start, end) of each sample's behaviours strictly before its time.
 
     tl_user, tl_time: (N,) the timeline, sorted by (user, time).
-    user, time: (S,) the samples.
+    user, time: (S,) the samples (fastest when sorted by (user, time) too).
     Returns start, end: (S,) int64 rows into the timeline (start == end: no history).
-    Users and times are packed into one sortable int64 key: dense user code << 32 | time offset.
+    Each user's block is found by binary search over the block heads; within the block, `end` is
+    the first row with time >= the sample's time (binary search over time offsets packed below
+    the block number: key = block << 32 | time - t0).
     """
-    _, inverse = np.unique(np.concatenate([tl_user, user]), return_inverse=True)
-    tl_code, code = inverse[: len(tl_user)], inverse[len(tl_user):]
-    t0 = min(int(tl_time.min(initial=2**62)), int(time.min(initial=2**62)))
-    t1 = max(int(tl_time.max(initial=0)), int(time.max(initial=0)))
-    if len(time) and t1 - t0 >= 2**_TIME_BITS:
+    if len(tl_user) == 0:
+        return np.zeros(len(user), np.int64), np.zeros(len(user), np.int64)
+    heads = np.flatnonzero(np.r_[True, tl_user[1:] != tl_user[:-1]])
+    block_users = tl_user[heads]
+    block = np.minimum(np.searchsorted(block_users, user), len(heads) - 1)
+    known = block_users[block] == user  # users with no behaviour get the empty range [0, 0)
+    t0 = min(int(tl_time.min()), int(time.min()))
+    if max(int(tl_time.max()), int(time.max())) - t0 >= 2**_TIME_BITS:
         raise ValueError("timestamps span more than 2^32 seconds")
-    tl_key = (tl_code.astype(np.int64) << _TIME_BITS) | (tl_time - t0)
-    key_user = code.astype(np.int64) << _TIME_BITS
-    start = np.searchsorted(tl_key, key_user, side="left")
-    end = np.searchsorted(tl_key, key_user | (time - t0), side="left")
-    return start.astype(np.int64), end.astype(np.int64)
+    tl_block = np.repeat(np.arange(len(heads), dtype=np.int64), np.diff(np.r_[heads, len(tl_user)]))
+    tl_key = (tl_block << _TIME_BITS) | (tl_time - t0)
+    key = (block.astype(np.int64) << _TIME_BITS) | (time - t0)
+    start = np.where(known, heads[block], 0).astype(np.int64)
+    end = np.where(known, np.searchsorted(tl_key, key, side="left"), 0).astype(np.int64)
+    return start, end
 
 
 class TimelineWriter:

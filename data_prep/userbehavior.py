@@ -21,7 +21,7 @@ from data_prep.raw_files import USER_BEHAVIOR, USER_BEHAVIOR_ORACLE, explain_par
 from data_prep.samples import SampleWriter, split_column
 from data_prep.static_features import calendar_columns
 from data_prep.timeline import TimelineWriter, history_pointers
-from data_prep.vocab import Vocab, fit_vocab, fixed_vocab
+from data_prep.vocab import Vocab, encode, fit_vocabs, fixed_vocab
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +74,9 @@ def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path) -> dict:
     t_start, t_end = cfg.split_bounds["train"]
     train_rows = rows.filter(pl.col("time").is_between(start, t_end, closed="left"))
     train_views = rows.filter(pl.col("time").is_between(t_start, t_end, closed="left") & (pl.col("btag") == "pv"))
-    vocabs = {"user": fit_vocab("user", [train_views.select("user")], cfg.min_count),
-              "item": fit_vocab("item", [train_rows.select("item")], cfg.min_count),
-              "cate": fit_vocab("cate", [train_rows.select("cate")], cfg.min_count),
-              "btag": fixed_vocab("btag", BTAGS),
+    vocabs = fit_vocabs({"user": [train_views.select("user")], "item": [train_rows.select("item")],
+                         "cate": [train_rows.select("cate")]}, cfg.min_count)
+    vocabs |= {"btag": fixed_vocab("btag", BTAGS),
               "hour": fixed_vocab("hour", list(range(24))),
               "dow": fixed_vocab("dow", list(range(7)))}
     for vocab in vocabs.values():
@@ -141,13 +140,16 @@ def _prepare_bucket(rows: pl.DataFrame, oracle: pl.DataFrame | None, vocabs: dic
         views = views.join(oracle.select("user", "time", oracle_p=pl.col("p").cast(pl.Float32)),
                            on=["user", "time"], how="left")
         checks.require_no_nulls(views.lazy(), ["oracle_p"], Path(USER_BEHAVIOR_ORACLE.name))
+    views = encode(views, {f"{field}_idx": (field, vocabs[space]) for field, space in STATIC.items()})
     encoded = views.select(
         "split", "label", "time", *calendar_columns("time"), user_id=pl.col("user"),
-        **{field: vocabs[space].encode(field) for field, space in STATIC.items()},
+        **{field: pl.col(f"{field}_idx") for field in STATIC},
         **({"oracle_p": pl.col("oracle_p")} if oracle is not None else {}))
-    encoded = encoded.sort(encoded.columns)  # joins do not keep row order: make it deterministic
-    history = rows.select(user_id=pl.col("user"), time=pl.col("time"),
-                          **{field: vocabs[space].encode(field) for field, space in TIMELINE.items()})
+    # joins do not keep row order: sort, by user and time first so pointer searches run in order
+    encoded = encoded.sort(["user_id", "time", *encoded.columns])
+    history = encode(rows, {f"{field}_idx": (field, vocabs[space]) for field, space in TIMELINE.items()})
+    history = history.select(user_id=pl.col("user"), time=pl.col("time"),
+                             **{field: pl.col(f"{field}_idx") for field in TIMELINE})
     frame, offset = timeline.add(history)
     start, end = history_pointers(frame["user_id"].to_numpy(), frame["time"].to_numpy(),
                                   encoded["user_id"].to_numpy(), encoded["time"].to_numpy())

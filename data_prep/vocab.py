@@ -7,6 +7,7 @@ as -1 before counting, so "missing" is a value of its own when it occurs in trai
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -34,16 +35,14 @@ class Vocab:
         """Embedding rows needed: known values plus padding and out-of-vocabulary."""
         return self.raw.len() + 2
 
-    def encode(self, column: str | pl.Expr) -> pl.Expr:
-        """Expression mapping raw values (nulls as MISSING) to indices; unseen -> OOV."""
-        expr = fill_missing(pl.col(column) if isinstance(column, str) else column, self.raw.dtype)
-        index = pl.Series(np.arange(2, self.size, dtype=np.int32))
-        return expr.replace_strict(self.raw, index, default=OOV, return_dtype=pl.Int32)
+    @cached_property
+    def table(self) -> pl.DataFrame:
+        """Columns `raw` and `index` (Int32): the mapping as a frame to join against."""
+        return pl.DataFrame({"raw": self.raw, "index": np.arange(2, self.size, dtype=np.int32)})
 
     def save(self, directory: Path) -> None:
         Path(directory).mkdir(parents=True, exist_ok=True)
-        pl.DataFrame({"raw": self.raw, "index": np.arange(2, self.size, dtype=np.int32)}).write_parquet(
-            Path(directory) / f"{self.space}.parquet")
+        self.table.write_parquet(Path(directory) / f"{self.space}.parquet")
 
     @classmethod
     def load(cls, directory: Path, space: str) -> "Vocab":
@@ -56,14 +55,33 @@ def fixed_vocab(space: str, values: list) -> Vocab:
     return Vocab(space, pl.Series("raw", values))
 
 
-def fit_vocab(space: str, columns: list[pl.LazyFrame], min_count: int) -> Vocab:
-    """Fit on the union of single-column lazy frames (each already restricted to train rows).
+def fit_vocabs(sources: dict[str, list[pl.LazyFrame]], min_count: int) -> dict[str, Vocab]:
+    """Fit one vocabulary per space on the union of its single-column lazy frames.
 
-    Counting streams, so memory grows with the number of distinct values, not of rows.
+    Each frame must already be restricted to the train period. All counts run as one streaming
+    query, so a scan or join the frames share is computed once, and memory grows with the number
+    of distinct values, not of rows.
     """
-    dtype = columns[0].collect_schema().dtypes()[0]
-    values = pl.concat([lf.select(fill_missing(pl.first(), dtype).cast(dtype).alias("raw"))
-                        for lf in columns])
-    counts = (values.group_by("raw").len("count").filter(pl.col("count") >= min_count)
-              .sort(["count", "raw"], descending=[True, False]).collect(engine="streaming"))
-    return Vocab(space, counts["raw"])
+    queries = []
+    for frames in sources.values():
+        dtype = frames[0].collect_schema().dtypes()[0]
+        values = pl.concat([lf.select(fill_missing(pl.first(), dtype).cast(dtype).alias("raw"))
+                            for lf in frames])
+        queries.append(values.group_by("raw").len("count").filter(pl.col("count") >= min_count)
+                       .sort(["count", "raw"], descending=[True, False]))
+    counts = pl.collect_all(queries, engine="streaming")
+    return {space: Vocab(space, table["raw"]) for space, table in zip(sources, counts)}
+
+
+def encode(frame: pl.DataFrame, columns: dict[str, tuple[str, Vocab]]) -> pl.DataFrame:
+    """Add index columns: {output: (raw column, vocabulary)}; nulls as MISSING, unseen -> OOV.
+
+    A hash join per column: far faster than an element-wise replace for large vocabularies.
+    Row order is not kept; callers sort.
+    """
+    for output, (column, vocab) in columns.items():
+        key = fill_missing(pl.col(column), vocab.raw.dtype).cast(vocab.raw.dtype).alias("_key")
+        table = vocab.table.rename({"raw": "_key", "index": "_index"})
+        frame = (frame.with_columns(key).join(table, on="_key", how="left")
+                 .with_columns(pl.col("_index").fill_null(OOV).alias(output)).drop("_key", "_index"))
+    return frame

@@ -1,0 +1,1 @@
+"""Baselines on MDAF's embedding layer: BST, DIN, AutoInt+, DNN."""

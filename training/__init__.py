@@ -1,0 +1,2 @@
+"""Training: trainer, losses, learning-rate schedule, early stopping, metrics, checkpoints, device
+and distributed set-up, reports."""
