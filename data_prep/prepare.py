@@ -46,6 +46,7 @@ def prepare(raw_dir: str | Path, out_dir: str | Path, cfg: PrepConfig, overwrite
         meta = {"schema_version": SCHEMA_VERSION, **meta,
                 "splits": {k: list(v) for k, v in cfg.split_bounds.items()}, **inputs}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+        log.info("summarising %s", out_dir)
         summary = summarize(tmp, meta)
         log.info("summary\n%s", write_summary(tmp, summary))
     log.info("wrote %s in %.1f s", out_dir, time.perf_counter() - began)

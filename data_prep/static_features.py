@@ -22,12 +22,17 @@ def calendar_columns(time: str) -> list[pl.Expr]:
     return [(hour + 2).cast(pl.Int32).alias("hour"), (dow + 2).cast(pl.Int32).alias("dow")]
 
 
-def price_edges(prices: pl.LazyFrame, n_buckets: int) -> np.ndarray:
-    """Distinct inner quantile edges of the train prices (at most n_buckets - 1 of them)."""
-    qs = [i / n_buckets for i in range(1, n_buckets)]
-    frame = prices.select([pl.first().quantile(q, "nearest").alias(f"q{i}") for i, q in enumerate(qs)])
-    values = frame.collect(engine="streaming").row(0) if qs else ()
-    return np.unique(np.array([v for v in values if v is not None], dtype=np.float64))
+def price_edges(counts: pl.DataFrame, n_buckets: int) -> np.ndarray:
+    """Distinct inner quantile edges (at most n_buckets - 1) of train prices given as counts.
+
+    counts: columns raw (price) and count (train impressions at that price), no missing prices.
+    """
+    table = counts.sort("raw")
+    if table.height == 0:
+        return np.zeros(0)
+    cumulative = np.cumsum(table["count"].to_numpy()) / table["count"].sum()
+    at = np.searchsorted(cumulative, np.arange(1, n_buckets) / n_buckets, side="left")
+    return np.unique(table["raw"].to_numpy().astype(np.float64)[np.minimum(at, table.height - 1)])
 
 
 def price_index(column: str, edges: np.ndarray) -> pl.Expr:

@@ -12,20 +12,20 @@ import logging
 from pathlib import Path
 
 from common.atomic import atomic_dir
-from common.config import load_config
-from data_prep.synthetic import SyntheticConfig, generate_taobao_ad, generate_userbehavior
+from data_prep.synthetic import (SyntheticConfig, generate_taobao_ad, generate_userbehavior,
+                                 load_synthetic_config)
 
 log = logging.getLogger(__name__)
 
 SYNTHETIC_DIR = Path("data") / "synthetic"
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "data" / "synthetic.yaml"
 GENERATORS = {"taobao_ad": generate_taobao_ad, "userbehavior": generate_userbehavior}
 
 
 def synthetic_config(path: Path | None = None, seed: int | None = None, **overrides) -> SyntheticConfig:
+    """The generator config: defaults (configs/data/synthetic.yaml holds the same), or `path`."""
     if seed is not None:
         overrides["seed"] = seed
-    return load_config(SyntheticConfig, path or DEFAULT_CONFIG, overrides)
+    return load_synthetic_config(path, overrides)
 
 
 def synthetic_home(cfg: SyntheticConfig, root: Path = SYNTHETIC_DIR) -> Path:

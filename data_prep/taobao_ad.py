@@ -25,7 +25,7 @@ from data_prep.raw_files import (AD_FEATURE, BEHAVIOR_LOG, RAW_SAMPLE, RAW_SAMPL
 from data_prep.samples import SampleWriter, split_column
 from data_prep.static_features import calendar_columns, price_edges, price_index
 from data_prep.timeline import TimelineWriter, history_pointers
-from data_prep.vocab import Vocab, encode, fit_vocabs, fixed_vocab
+from data_prep.vocab import ValueCounts, Vocab, encode, fixed_vocab
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path) -> dict:
         write_buckets(raw, user, n_buckets, work / name)
         scans[name] = (scan_buckets(work / name), raw.collect_schema())
 
+    log.info("checking the raw rows")
     imp_all = scans["imp"][0]
     drops.update(_check_impressions(imp_all, raw_dir / RAW_SAMPLE.name, cfg))
     if has_log:
@@ -85,9 +86,12 @@ def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path) -> dict:
         checks.require_no_nulls(scans["oracle"][0], ["user", "time_stamp", "p"], path)
         checks.require_none(scans["oracle"][0], ~pl.col("p").is_between(0, 1), path, "p",
                             "a probability in [0, 1]")
-        checks.require_unique(scans["oracle"][0], ["user", "time_stamp"], path)
 
-    vocabs, edges = _fit_vocabularies(imp_all, scans["beh"][0] if has_log else None, ads, profiles, cfg)
+    def bucket(k: int) -> dict[str, pl.LazyFrame]:
+        return {name: read_bucket(work / name, k, schema) for name, (_, schema) in scans.items()}
+
+    log.info("fitting vocabularies on the train split")
+    vocabs, edges = _fit_vocabularies([bucket(k) for k in range(n_buckets)], ads, profiles, cfg)
     for vocab in vocabs.values():
         vocab.save(out / "vocab")
 
@@ -97,13 +101,13 @@ def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path) -> dict:
     samples = SampleWriter(work)
     counts = {"no_impression": 0, "after_last_impression": 0}
     for k in tqdm(range(n_buckets), desc="taobao_ad buckets", unit="bucket", disable=n_buckets < 2):
-        frames = {name: read_bucket(work / name, k, schema) for name, (_, schema) in scans.items()}
-        _prepare_bucket(frames, ads, profiles, vocabs, edges, cfg, timelines, samples, counts)
+        _prepare_bucket(bucket(k), ads, profiles, vocabs, edges, cfg, timelines, samples, counts)
     if has_log:
         drops["behavior_log.csv: user has no impression in any split"] = counts["no_impression"]
         drops["behavior_log.csv: after the user's last impression (in no history)"] = \
             counts["after_last_impression"]
 
+    log.info("joining the buckets' samples and timelines")
     sample_schema = _sample_schema(list(timelines), has_oracle)
     rows = samples.finish(out, sample_schema)
     tl_meta = {name: {"rows": writer.finish(out), "fields": TIMELINES[name]}
@@ -155,27 +159,32 @@ def _check_behaviors(lf: pl.LazyFrame, path: Path, cfg: PrepConfig) -> dict[str,
     return {f"{path.name}: time_stamp outside {cfg.history_days[0]}..{cfg.history_days[1]}": n_out}
 
 
-def _fit_vocabularies(imp: pl.LazyFrame, beh: pl.LazyFrame | None, ads: pl.DataFrame,
+def _fit_vocabularies(buckets: list[dict[str, pl.LazyFrame]], ads: pl.DataFrame,
                       profiles: pl.DataFrame, cfg: PrepConfig) -> tuple[dict[str, Vocab], np.ndarray]:
-    """Every vocabulary from train-split impressions and behaviours before the train split ends."""
+    """Every vocabulary from train-split impressions and behaviours before the train split ends.
+
+    Counted one user bucket at a time, so memory stays bounded by a bucket.
+    """
     start, end = cfg.split_bounds["train"]
-    train = (imp.filter(pl.col("time_stamp").is_between(start, end, closed="left"))
-             .join(ads.lazy(), on="adgroup_id", how="left")
-             .join(profiles.lazy(), on="user", how="left"))
-    sources: dict[str, list[pl.LazyFrame]] = {}
-    for column, space in STATIC.values():
-        sources.setdefault(space, []).append(train.select(column))
-    if beh is not None:
-        h_start, _ = cfg.history_window
-        early = beh.filter(pl.col("time_stamp").is_between(h_start, end, closed="left"))
-        sources["cate"].append(early.select("cate"))
-        sources["brand"].append(early.select("brand"))
-    vocabs = fit_vocabs(sources, cfg.min_count)
-    vocabs["btag"] = fixed_vocab("btag", BTAGS)
-    vocabs["hour"] = fixed_vocab("hour", list(range(24)))
-    vocabs["dow"] = fixed_vocab("dow", list(range(7)))
-    edges = price_edges(train.select("price"), cfg.price_buckets)
-    vocabs["price"] = fixed_vocab("price", list(range(len(edges) + 1)))
+    h_start, _ = cfg.history_window
+    counts = ValueCounts()
+    for frames in tqdm(buckets, desc="vocabularies", unit="bucket", disable=len(buckets) < 2):
+        train = (frames["imp"].filter(pl.col("time_stamp").is_between(start, end, closed="left"))
+                 .join(ads.lazy(), on="adgroup_id", how="left")
+                 .join(profiles.lazy(), on="user", how="left").collect())
+        for column, space in STATIC.values():
+            counts.add(space, train[column])
+        counts.add("price", train["price"].drop_nulls())
+        if "beh" in frames:
+            early = frames["beh"].filter(pl.col("time_stamp").is_between(h_start, end, closed="left"))
+            early = early.select("cate", "brand").collect()
+            counts.add("cate", early["cate"])
+            counts.add("brand", early["brand"])
+    vocabs = {space: counts.vocab(space, cfg.min_count) for _, space in STATIC.values()}
+    edges = price_edges(counts.table("price"), cfg.price_buckets)
+    vocabs |= {"btag": fixed_vocab("btag", BTAGS), "hour": fixed_vocab("hour", list(range(24))),
+               "dow": fixed_vocab("dow", list(range(7))),
+               "price": fixed_vocab("price", list(range(len(edges) + 1)))}
     return vocabs, edges
 
 
@@ -192,6 +201,7 @@ def _prepare_bucket(frames: dict[str, pl.LazyFrame], ads: pl.DataFrame, profiles
            .collect())
     if "oracle" in frames:
         oracle = frames["oracle"].select("user", "time_stamp", oracle_p=pl.col("p").cast(pl.Float32))
+        checks.require_unique(oracle, ["user", "time_stamp"], Path(RAW_SAMPLE_ORACLE.name))
         imp = imp.join(oracle.collect(), on=["user", "time_stamp"], how="left")
         checks.require_no_nulls(imp.lazy(), ["oracle_p"], Path(RAW_SAMPLE_ORACLE.name))
     imp = encode(imp, {f"{field}_idx": (column, vocabs[space]) for field, (column, space) in STATIC.items()})

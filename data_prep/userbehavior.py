@@ -21,7 +21,7 @@ from data_prep.raw_files import USER_BEHAVIOR, USER_BEHAVIOR_ORACLE, explain_par
 from data_prep.samples import SampleWriter, split_column
 from data_prep.static_features import calendar_columns
 from data_prep.timeline import TimelineWriter, history_pointers
-from data_prep.vocab import Vocab, encode, fit_vocabs, fixed_vocab
+from data_prep.vocab import ValueCounts, Vocab, encode, fixed_vocab
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +68,11 @@ def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path) -> dict:
         scanned = scan_buckets(work / "oracle")
         checks.require_no_nulls(scanned, ["user", "time", "p"], opath)
         checks.require_none(scanned, ~pl.col("p").is_between(0, 1), opath, "p", "a probability in [0, 1]")
-        checks.require_unique(scanned, ["user", "time"], opath)
         oracle_schema = oracle.collect_schema()
 
-    t_start, t_end = cfg.split_bounds["train"]
-    train_rows = rows.filter(pl.col("time").is_between(start, t_end, closed="left"))
-    train_views = rows.filter(pl.col("time").is_between(t_start, t_end, closed="left") & (pl.col("btag") == "pv"))
-    vocabs = fit_vocabs({"user": [train_views.select("user")], "item": [train_rows.select("item")],
-                         "cate": [train_rows.select("cate")]}, cfg.min_count)
+    schema = raw.collect_schema()
+    buckets = [read_bucket(work / "rows", k, schema).filter(in_window) for k in range(n_buckets)]
+    vocabs = _fit_vocabularies(buckets, cfg)
     vocabs |= {"btag": fixed_vocab("btag", BTAGS),
               "hour": fixed_vocab("hour", list(range(24))),
               "dow": fixed_vocab("dow", list(range(7)))}
@@ -84,11 +81,9 @@ def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path) -> dict:
 
     timeline = TimelineWriter(work, "behavior", list(TIMELINE))
     samples = SampleWriter(work)
-    schema = raw.collect_schema()
     for k in tqdm(range(n_buckets), desc="userbehavior buckets", unit="bucket", disable=n_buckets < 2):
-        bucket = read_bucket(work / "rows", k, schema).filter(in_window).collect()
         oracle_k = read_bucket(work / "oracle", k, oracle_schema).collect() if has_oracle else None
-        _prepare_bucket(bucket, oracle_k, vocabs, cfg, timeline, samples)
+        _prepare_bucket(buckets[k].collect(), oracle_k, vocabs, cfg, timeline, samples)
 
     sample_schema = pl.Schema({"label": pl.Int8, "time": pl.Int64, "user_id": pl.Int64,
                                **{f: pl.Int32 for f in [*STATIC, "hour", "dow"]},
@@ -108,6 +103,22 @@ def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path) -> dict:
         "rows_read": n_rows,
         "user_buckets": n_buckets,
     }
+
+
+def _fit_vocabularies(buckets: list[pl.LazyFrame], cfg: PrepConfig) -> dict[str, Vocab]:
+    """Users from train views; items and categories from every row before the train split ends.
+
+    Counted one user bucket at a time (rows already inside the window).
+    """
+    t_start, t_end = cfg.split_bounds["train"]
+    counts = ValueCounts()
+    for rows in tqdm(buckets, desc="vocabularies", unit="bucket", disable=len(buckets) < 2):
+        early = rows.filter(pl.col("time") < t_end).select("user", "item", "cate", "btag", "time").collect()
+        views = early.filter((pl.col("time") >= t_start) & (pl.col("btag") == "pv"))
+        counts.add("user", views["user"])
+        counts.add("item", early["item"])
+        counts.add("cate", early["cate"])
+    return {space: counts.vocab(space, cfg.min_count) for space in ("user", "item", "cate")}
 
 
 def label_views(rows: pl.DataFrame, cfg: PrepConfig) -> pl.DataFrame:
@@ -137,6 +148,7 @@ def _prepare_bucket(rows: pl.DataFrame, oracle: pl.DataFrame | None, vocabs: dic
                     cfg: PrepConfig, timeline: TimelineWriter, samples: SampleWriter) -> None:
     views = label_views(rows, cfg)
     if oracle is not None:
+        checks.require_unique(oracle.lazy(), ["user", "time"], Path(USER_BEHAVIOR_ORACLE.name))
         views = views.join(oracle.select("user", "time", oracle_p=pl.col("p").cast(pl.Float32)),
                            on=["user", "time"], how="left")
         checks.require_no_nulls(views.lazy(), ["oracle_p"], Path(USER_BEHAVIOR_ORACLE.name))

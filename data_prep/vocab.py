@@ -55,22 +55,30 @@ def fixed_vocab(space: str, values: list) -> Vocab:
     return Vocab(space, pl.Series("raw", values))
 
 
-def fit_vocabs(sources: dict[str, list[pl.LazyFrame]], min_count: int) -> dict[str, Vocab]:
-    """Fit one vocabulary per space on the union of its single-column lazy frames.
+class ValueCounts:
+    """Counts of raw values per space, added bucket by bucket (the train rows only).
 
-    Each frame must already be restricted to the train period. All counts run as one streaming
-    query, so a scan or join the frames share is computed once, and memory grows with the number
-    of distinct values, not of rows.
+    Memory grows with the number of distinct values, never with the number of rows.
     """
-    queries = []
-    for frames in sources.values():
-        dtype = frames[0].collect_schema().dtypes()[0]
-        values = pl.concat([lf.select(fill_missing(pl.first(), dtype).cast(dtype).alias("raw"))
-                            for lf in frames])
-        queries.append(values.group_by("raw").len("count").filter(pl.col("count") >= min_count)
-                       .sort(["count", "raw"], descending=[True, False]))
-    counts = pl.collect_all(queries, engine="streaming")
-    return {space: Vocab(space, table["raw"]) for space, table in zip(sources, counts)}
+
+    def __init__(self) -> None:
+        self._tables: dict[str, pl.DataFrame] = {}
+
+    def add(self, space: str, values: pl.Series) -> None:
+        counts = (values.to_frame("raw").select(fill_missing(pl.col("raw"), values.dtype))
+                  .group_by("raw").agg(pl.len().cast(pl.Int64).alias("count")))
+        if space in self._tables:
+            counts = pl.concat([self._tables[space], counts]).group_by("raw").agg(pl.col("count").sum())
+        self._tables[space] = counts
+
+    def table(self, space: str) -> pl.DataFrame:
+        """Columns raw, count, in vocabulary order: by decreasing count, ties by raw value."""
+        table = self._tables.get(space, pl.DataFrame(schema={"raw": pl.Int64, "count": pl.Int64}))
+        return table.sort(["count", "raw"], descending=[True, False])
+
+    def vocab(self, space: str, min_count: int) -> Vocab:
+        """Values seen at least `min_count` times, most frequent first."""
+        return Vocab(space, self.table(space).filter(pl.col("count") >= min_count)["raw"])
 
 
 def encode(frame: pl.DataFrame, columns: dict[str, tuple[str, Vocab]]) -> pl.DataFrame:

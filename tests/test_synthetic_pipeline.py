@@ -1,0 +1,109 @@
+"""Leakage and reproducibility checks on a generated synthetic set, over every sample."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from data_prep.config import load_prep_config
+from data_prep.prepare import prepare
+from data_prep.samples import SPLITS
+from data_prep.synthetic_raw import ensure_synthetic_raw, synthetic_config
+
+SMALL = {"n_users": 300, "impressions_per_user": 20, "behaviors_per_user": 80}
+
+
+@pytest.fixture(scope="module", params=["taobao_ad", "userbehavior"])
+def prepared(request, tmp_path_factory):
+    source = request.param
+    root = tmp_path_factory.mktemp(source)
+    raw = ensure_synthetic_raw(source, synthetic_config(seed=3, **SMALL), root=root)
+    out = root / "prepared"
+    prepare(raw, out, load_prep_config(source))
+    return source, raw, out
+
+
+def samples(out: Path, split: str) -> pl.DataFrame:
+    return pl.read_parquet(out / "samples" / f"{split}.parquet")
+
+
+def test_no_history_event_at_or_after_its_impression(prepared):
+    _, _, out = prepared
+    meta = json.loads((out / "meta.json").read_text())
+    checked = 0
+    for name in meta["timelines"]:
+        users = np.load(out / "timelines" / name / "user_id.npy")
+        times = np.load(out / "timelines" / name / "time.npy")
+        for split in SPLITS:
+            s = samples(out, split)
+            start, end = s[f"{name}_start"].to_numpy(), s[f"{name}_end"].to_numpy()
+            owner = np.repeat(np.arange(s.height), end - start)       # every history event ...
+            rows = np.concatenate([np.arange(a, b) for a, b in zip(start, end)] or [np.array([], int)])
+            assert np.all(users[rows] == s["user_id"].to_numpy()[owner])  # ... is the user's own
+            assert np.all(times[rows] < s["time"].to_numpy()[owner])      # ... and strictly earlier
+            # and the history is complete: the row at `end` (same user) is at or after the impression
+            nxt = end < len(users)
+            same = nxt.copy()
+            same[nxt] = users[end[nxt]] == s["user_id"].to_numpy()[nxt]
+            assert np.all(times[end[same]] >= s["time"].to_numpy()[same])
+            first = start > 0
+            assert np.all(users[start[first] - 1] != s["user_id"].to_numpy()[first])
+            checked += len(rows)
+    assert checked > 10_000
+
+
+def test_splits_are_disjoint_in_time(prepared):
+    _, _, out = prepared
+    meta = json.loads((out / "meta.json").read_text())
+    previous_max = -1
+    for split in SPLITS:
+        t = samples(out, split)["time"]
+        lo, hi = meta["splits"][split]
+        assert t.len() > 0 and lo <= t.min() and t.max() < hi and t.min() > previous_max
+        previous_max = t.max()
+
+
+def test_vocabularies_come_from_the_train_split_only(prepared):
+    source, raw, out = prepared
+    cfg = load_prep_config(source)
+    start, end = cfg.split_bounds["train"]
+    if source == "taobao_ad":
+        imps = pl.read_csv(raw / "raw_sample.csv")
+        train_items = imps.filter(pl.col("time_stamp").is_between(start, end, closed="left"))["adgroup_id"]
+        later_items = set(imps.filter(pl.col("time_stamp") >= end)["adgroup_id"].to_list())
+    else:
+        rows = pl.read_csv(raw / "UserBehavior.csv", has_header=False, new_columns=["u", "i", "c", "b", "t"])
+        first = cfg.sample_window[0]  # rows before the documented window are dropped
+        train_items = rows.filter(pl.col("t").is_between(first, end, closed="left"))["i"]
+        later_items = set(rows.filter(pl.col("t") >= end)["i"].to_list())
+    vocab = set(pl.read_parquet(out / "vocab" / "item.parquet")["raw"].to_list())
+    assert vocab == set(train_items.to_list())
+    unseen = later_items - vocab
+    assert unseen, "the generated set should have items first seen after train"
+    test = samples(out, "test")
+    assert (test["item"] == 1).sum() > 0  # those are out of vocabulary, never given an index
+
+
+def test_oracle_probability_is_carried_into_every_sample(prepared):
+    source, raw, out = prepared
+    oracle_file = "raw_sample_oracle.csv" if source == "taobao_ad" else "UserBehavior_oracle.csv"
+    oracle = pl.read_csv(raw / oracle_file)
+    oracle.columns = ["user_id", "time", "p"]
+    for split in SPLITS:
+        s = samples(out, split)
+        joined = s.join(oracle, on=["user_id", "time"], how="left")
+        assert joined["p"].null_count() == 0
+        np.testing.assert_allclose(joined["oracle_p"].to_numpy(), joined["p"].to_numpy(), rtol=1e-6)
+
+
+def test_rerun_gives_identical_files(prepared, tmp_path):
+    source, raw, out = prepared
+    again = tmp_path / "again"
+    prepare(raw, again, load_prep_config(source))
+    files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
+    for f in files:
+        assert (out / f).read_bytes() == (again / f).read_bytes(), f
