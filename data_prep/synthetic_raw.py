@@ -43,6 +43,7 @@ def ensure_synthetic_raw(source: str, cfg: SyntheticConfig, root: Path = SYNTHET
     log.info("no raw data given: generating a synthetic %s set in the Tianchi format into %s", source, raw)
     with atomic_dir(raw) as tmp:
         counts = GENERATORS[source](cfg, tmp)
+        counts.pop("seconds", None)  # keep the record reproducible: same seed, same bytes
         (tmp / "generator.json").write_text(json.dumps(
             {"config": dataclasses.asdict(cfg), "counts": counts}, indent=2, default=str))
     return raw

@@ -9,6 +9,8 @@ import polars as pl
 import pytest
 
 from data_prep.config import load_prep_config
+from data_prep.dataset import ProcessedDataset
+from data_prep.loader import BatchLoader
 from data_prep.prepare import prepare
 from data_prep.samples import SPLITS
 from data_prep.synthetic_raw import ensure_synthetic_raw, synthetic_config
@@ -99,11 +101,39 @@ def test_oracle_probability_is_carried_into_every_sample(prepared):
         np.testing.assert_allclose(joined["oracle_p"].to_numpy(), joined["p"].to_numpy(), rtol=1e-6)
 
 
-def test_rerun_gives_identical_files(prepared, tmp_path):
+def test_same_seed_gives_identical_files(prepared, tmp_path):
     source, raw, out = prepared
-    again = tmp_path / "again"
-    prepare(raw, again, load_prep_config(source))
-    files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
-    assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
-    for f in files:
-        assert (out / f).read_bytes() == (again / f).read_bytes(), f
+    raw_again = ensure_synthetic_raw(source, synthetic_config(seed=3, **SMALL), root=tmp_path)
+    again = tmp_path / "prepared"
+    prepare(raw_again, again, load_prep_config(source))
+    for first, second in ((raw, raw_again), (out, again)):
+        files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
+        assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
+        for f in files:
+            if f.name == "meta.json":  # names the raw folder and its files' modification times
+                a, b = (json.loads((d / f).read_text()) for d in (first, second))
+                assert {k: v for k, v in a.items() if not k.startswith("raw_")} == \
+                    {k: v for k, v in b.items() if not k.startswith("raw_")}
+            else:
+                assert (first / f).read_bytes() == (second / f).read_bytes(), f
+
+
+def test_loader_windows_match_a_naive_reference(prepared):
+    _, _, out = prepared
+    data = ProcessedDataset(out)
+    seq_len = 7
+    loader = BatchLoader(data, "test", seq_len=seq_len, batch_size=256)
+    table = data.split("test")
+    for name in data.timeline_names:
+        arrays = data.timeline(name)
+        batch = loader.batch(np.arange(min(256, len(table))))
+        for i in range(len(batch["label"])):
+            start, end = table.start[name][i], table.end[name][i]
+            rows = list(range(max(start, end - seq_len), end))
+            pads = seq_len - len(rows)
+            assert batch[f"{name}_mask"][i].tolist() == [False] * pads + [True] * len(rows)
+            for field in data.timeline_fields(name):
+                expected = [0] * pads + [int(arrays[field][r]) for r in rows]
+                assert batch[f"{name}_{field}"][i].tolist() == expected
+            gaps = [int(table.time[i] - arrays["time"][r]) for r in rows]
+            assert batch[f"{name}_time_gap"][i].tolist() == [0] * pads + gaps
