@@ -14,8 +14,6 @@ from common.errors import MDAFError
 from data_prep.config import SOURCES, load_prep_config
 from data_prep.prepare import prepare
 
-log = logging.getLogger("data_prep")
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m data_prep", description=__doc__,

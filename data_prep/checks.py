@@ -7,6 +7,7 @@ import polars as pl
 
 from common.errors import MDAFError
 from data_prep.calendar import to_day
+from data_prep.samples import split_column
 
 
 def _example(lf: pl.LazyFrame, bad: pl.Expr) -> dict | None:
@@ -35,10 +36,10 @@ def require_unique(lf: pl.LazyFrame, keys: list[str], path: Path) -> None:
 
 
 def count_outside_window(lf: pl.LazyFrame, column: str, window: tuple[int, int], path: Path,
-                         max_fraction: float) -> tuple[int, int]:
+                         max_fraction: float) -> int:
     """Count rows whose `column` lies outside [start, end); too many is an error.
 
-    Returns (rows outside, rows in all). A few stray rows are dropped and counted (the real
+    A few stray rows are dropped and counted (the real
     UserBehavior.csv has some); more than `max_fraction` of the file points at a wrong file or
     unit (milliseconds, say) and fails with an example.
     """
@@ -51,4 +52,13 @@ def count_outside_window(lf: pl.LazyFrame, column: str, window: tuple[int, int],
         raise MDAFError(f"{path}: column '{column}' expected Unix seconds within {to_day(start)} .. "
                         f"{to_day(end - 1)} (Beijing time); {n_out} of {rows} rows fall outside "
                         f"(more than max_out_of_window_fraction={max_fraction}), e.g. row {row}")
-    return n_out, rows
+    return n_out
+
+
+def count_between_splits(lf: pl.LazyFrame, column: str, window: tuple[int, int],
+                         bounds: dict[str, tuple[int, int]]) -> int:
+    """Rows inside the data set's window but in none of the configured splits."""
+    start, end = window
+    inside = pl.col(column).is_between(start, end, closed="left")
+    return lf.filter(inside & split_column(column, bounds).is_null()).select(pl.len()) \
+        .collect(engine="streaming").item()

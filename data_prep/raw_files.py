@@ -47,7 +47,8 @@ USER_BEHAVIOR = RawFile("UserBehavior.csv", {
 USER_BEHAVIOR_ORACLE = RawFile("UserBehavior_oracle.csv", {
     "user_id": pl.Int64, "timestamp": pl.Int64, "p": pl.Float64})
 
-_PARSE_ERROR = re.compile(r"could not parse `(?P<value>.*?)` as dtype `(?P<dtype>[^`]+)` at column '(?P<column>[^']+)'")
+_PARSE_ERROR = re.compile(r"could not parse `(?P<value>.*?)` as dtype `(?P<dtype>[^`]+)` "
+                          r"at column '(?P<column>[^']+)'", re.DOTALL)
 
 
 def _first_lines(path: Path, n: int) -> list[str]:
@@ -101,30 +102,40 @@ def scan_raw(raw_dir: Path, spec: RawFile) -> pl.LazyFrame:
     return lf.select(list(spec.columns))
 
 
-def explain_parse_errors(exc: Exception, raw_dir: Path, specs: list[RawFile]) -> Exception:
-    """Turn Polars' CSV parse error into an MDAFError naming the file, column and bad row.
+def explain_read_error(exc: Exception, raw_dir: Path, specs: list[RawFile]) -> MDAFError:
+    """Turn a Polars error met while reading raw files into an MDAFError naming the file.
 
-    Returns `exc` unchanged when it is not a parse error of one of `specs`.
+    A value of the wrong type is reported with its column, line number and row; a malformed
+    file (a row with too many fields, an unclosed quote) with the file and Polars' reason.
     """
     match = _PARSE_ERROR.search(str(exc))
-    if match is None:
-        return exc
-    column, value = match["column"], match["value"]
     for spec in specs:
-        if column not in spec.columns:
-            continue
         path = Path(raw_dir) / spec.name
+        if not path.is_file():
+            continue
         names = _file_columns(path, spec)
         text = pl.scan_csv(path, has_header=False, skip_lines=int(spec.has_header),
                            schema={n: pl.String for n in names},
                            null_values=list(spec.null_values) or None).with_row_index("row")
-        bad = text.filter(pl.col(column).str.strip_chars() == value).head(1).collect()
-        if bad.height:
-            line = int(bad["row"][0]) + 1 + int(spec.has_header)
-            row = ",".join("" if v is None else str(v) for v in bad.drop("row").row(0))
-            return MDAFError(f"{path}: column '{column}' expected {_kind(spec.columns[column])}, "
-                             f"got {value!r} at line {line}: {row}")
-    return exc
+        try:
+            if match is not None and match["column"] in spec.columns:
+                column, value = match["column"], match["value"]
+                expected = f"{path}: column '{column}' expected {_kind(spec.columns[column])}, got {value!r}"
+                bad = text.filter(pl.col(column).str.strip_chars() == value).head(1).collect()
+                if not bad.height:
+                    return MDAFError(expected)
+                line = int(bad["row"][0]) + 1 + int(spec.has_header)
+                row = ",".join("" if v is None else str(v) for v in bad.drop("row").row(0))
+                return MDAFError(f"{expected} at line {line}: {row}")
+            text.select(pl.all().max()).collect(engine="streaming")  # parse every field
+        except pl.exceptions.PolarsError as err:
+            return MDAFError(f"{path}: not a well-formed {spec.name}: {_first_line(err)}")
+    return MDAFError(f"{raw_dir}: could not read the raw files: {_first_line(exc)}")
+
+
+def _first_line(exc: Exception) -> str:
+    """The first paragraph of Polars' message, on one line."""
+    return str(exc).strip().split("\n\n")[0].replace("\n", "\\n") or type(exc).__name__
 
 
 def _kind(dtype: pl.DataType) -> str:

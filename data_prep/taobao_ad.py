@@ -21,7 +21,7 @@ from data_prep import checks
 from data_prep.buckets import count_buckets, read_bucket, scan_buckets, write_buckets
 from data_prep.config import PrepConfig
 from data_prep.raw_files import (AD_FEATURE, BEHAVIOR_LOG, RAW_SAMPLE, RAW_SAMPLE_ORACLE,
-                                 USER_PROFILE, RawFile, explain_parse_errors, scan_raw)
+                                 USER_PROFILE, RawFile, explain_read_error, scan_raw)
 from data_prep.samples import SampleWriter, split_column
 from data_prep.static_features import calendar_columns, price_edges, price_index
 from data_prep.timeline import TimelineWriter, history_pointers
@@ -46,8 +46,8 @@ def prepare_taobao_ad(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path) -> 
     specs = [RAW_SAMPLE, AD_FEATURE, USER_PROFILE, BEHAVIOR_LOG, RAW_SAMPLE_ORACLE]
     try:
         return _prepare(raw_dir, cfg, work, out)
-    except pl.exceptions.ComputeError as exc:
-        raise explain_parse_errors(exc, raw_dir, specs) from None
+    except pl.exceptions.PolarsError as exc:
+        raise explain_read_error(exc, raw_dir, specs) from None
 
 
 def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path) -> dict:
@@ -141,12 +141,9 @@ def _check_impressions(lf: pl.LazyFrame, path: Path, cfg: PrepConfig) -> dict[st
     checks.require_none(lf, ~pl.col("clk").is_in([0, 1]), path, "clk", "a label in {0, 1}")
     checks.require_none(lf, pl.col("nonclk").is_not_null() & (pl.col("nonclk") != 1 - pl.col("clk")),
                         path, "nonclk", "1 - clk")
-    n_out, _ = checks.count_outside_window(lf, "time_stamp", cfg.sample_window, path,
-                                           cfg.max_out_of_window_fraction)
-    start, end = cfg.sample_window
-    in_window = pl.col("time_stamp").is_between(start, end, closed="left")
-    n_between = lf.filter(in_window & split_column("time_stamp", cfg.split_bounds).is_null()) \
-        .select(pl.len()).collect(engine="streaming").item()
+    n_out = checks.count_outside_window(lf, "time_stamp", cfg.sample_window, path,
+                                   cfg.max_out_of_window_fraction)
+    n_between = checks.count_between_splits(lf, "time_stamp", cfg.sample_window, cfg.split_bounds)
     return {f"{path.name}: time_stamp outside {cfg.sample_days[0]}..{cfg.sample_days[1]}": n_out,
             f"{path.name}: inside the window but in no split": n_between}
 
@@ -154,8 +151,8 @@ def _check_impressions(lf: pl.LazyFrame, path: Path, cfg: PrepConfig) -> dict[st
 def _check_behaviors(lf: pl.LazyFrame, path: Path, cfg: PrepConfig) -> dict[str, int]:
     checks.require_no_nulls(lf, ["user", "time_stamp", "btag"], path)
     checks.require_none(lf, ~pl.col("btag").is_in(BTAGS), path, "btag", f"one of {BTAGS}")
-    n_out, _ = checks.count_outside_window(lf, "time_stamp", cfg.history_window, path,
-                                           cfg.max_out_of_window_fraction)
+    n_out = checks.count_outside_window(lf, "time_stamp", cfg.history_window, path,
+                                   cfg.max_out_of_window_fraction)
     return {f"{path.name}: time_stamp outside {cfg.history_days[0]}..{cfg.history_days[1]}": n_out}
 
 

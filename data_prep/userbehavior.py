@@ -17,7 +17,7 @@ from tqdm import tqdm
 from data_prep import checks
 from data_prep.buckets import count_buckets, read_bucket, scan_buckets, write_buckets
 from data_prep.config import PrepConfig
-from data_prep.raw_files import USER_BEHAVIOR, USER_BEHAVIOR_ORACLE, explain_parse_errors, scan_raw
+from data_prep.raw_files import USER_BEHAVIOR, USER_BEHAVIOR_ORACLE, explain_read_error, scan_raw
 from data_prep.samples import SampleWriter, split_column
 from data_prep.static_features import calendar_columns
 from data_prep.timeline import TimelineWriter, history_pointers
@@ -37,8 +37,8 @@ def prepare_userbehavior(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path) 
     """Run the whole pipeline; writes vocab/, timelines/, samples/ under `out`, returns meta."""
     try:
         return _prepare(raw_dir, cfg, work, out)
-    except pl.exceptions.ComputeError as exc:
-        raise explain_parse_errors(exc, raw_dir, [USER_BEHAVIOR, USER_BEHAVIOR_ORACLE]) from None
+    except pl.exceptions.PolarsError as exc:
+        raise explain_read_error(exc, raw_dir, [USER_BEHAVIOR, USER_BEHAVIOR_ORACLE]) from None
 
 
 def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path) -> dict:
@@ -51,12 +51,11 @@ def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path) -> dict:
     rows = scan_buckets(work / "rows")
     checks.require_no_nulls(rows, list(_RENAME.values()), path)
     checks.require_none(rows, ~pl.col("btag").is_in(BTAGS), path, "behavior_type", f"one of {BTAGS}")
-    n_out, n_rows = checks.count_outside_window(rows, "time", cfg.sample_window, path,
+    n_out = checks.count_outside_window(rows, "time", cfg.sample_window, path,
                                                 cfg.max_out_of_window_fraction)
     start, end = cfg.sample_window
     in_window = pl.col("time").is_between(start, end, closed="left")
-    n_between = rows.filter(in_window & split_column("time", cfg.split_bounds).is_null()) \
-        .select(pl.len()).collect(engine="streaming").item()
+    n_between = checks.count_between_splits(rows, "time", cfg.sample_window, cfg.split_bounds)
     drops = {f"{path.name}: timestamp outside {cfg.sample_days[0]}..{cfg.sample_days[1]}": n_out,
              f"{path.name}: inside the window but in no split (kept in histories only)": n_between}
 
@@ -100,7 +99,6 @@ def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path) -> dict:
         "rows": rows_per_split,
         "label_horizon_hours": cfg.label_horizon_hours,
         "drops": drops,
-        "rows_read": n_rows,
         "user_buckets": n_buckets,
     }
 

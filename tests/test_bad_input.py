@@ -131,3 +131,15 @@ def test_bad_config_names_the_key(capsys, tmp_path, key, value, expected):
     config.write_text(f"source: taobao_ad\n{key}: {value}\n")
     code = main(["--raw-dir", str(raw), "--out", str(tmp_path / "out"), "--config", str(config)])
     assert code == 1 and expected in capsys.readouterr().err
+
+
+def test_row_with_too_many_fields(capsys, tmp_path):
+    raw = taobao_ad_raw(tmp_path / "raw")
+    write_lines(raw / "raw_sample.csv", RAW_SAMPLE + ["11,1494000000,501,430548_1007,1,0,7"])
+    assert_fails(capsys, tmp_path, raw, "raw_sample.csv", "not a well-formed", "more fields")
+
+
+def test_row_with_too_few_fields(capsys, tmp_path):
+    raw = taobao_ad_raw(tmp_path / "raw")
+    write_lines(raw / "raw_sample.csv", RAW_SAMPLE + ["11,1494000000,501"])
+    assert_fails(capsys, tmp_path, raw, "raw_sample.csv", "column 'clk'", "empty cell", "'adgroup_id': 501")
