@@ -142,7 +142,7 @@ def _check_impressions(lf: pl.LazyFrame, path: Path, cfg: PrepConfig) -> dict[st
     checks.require_none(lf, pl.col("nonclk").is_not_null() & (pl.col("nonclk") != 1 - pl.col("clk")),
                         path, "nonclk", "1 - clk")
     n_out = checks.count_outside_window(lf, "time_stamp", cfg.sample_window, path,
-                                   cfg.max_out_of_window_fraction)
+                                        cfg.max_out_of_window_fraction)
     n_between = checks.count_between_splits(lf, "time_stamp", cfg.sample_window, cfg.split_bounds)
     return {f"{path.name}: time_stamp outside {cfg.sample_days[0]}..{cfg.sample_days[1]}": n_out,
             f"{path.name}: inside the window but in no split": n_between}
@@ -152,7 +152,7 @@ def _check_behaviors(lf: pl.LazyFrame, path: Path, cfg: PrepConfig) -> dict[str,
     checks.require_no_nulls(lf, ["user", "time_stamp", "btag"], path)
     checks.require_none(lf, ~pl.col("btag").is_in(BTAGS), path, "btag", f"one of {BTAGS}")
     n_out = checks.count_outside_window(lf, "time_stamp", cfg.history_window, path,
-                                   cfg.max_out_of_window_fraction)
+                                        cfg.max_out_of_window_fraction)
     return {f"{path.name}: time_stamp outside {cfg.history_days[0]}..{cfg.history_days[1]}": n_out}
 
 

@@ -52,7 +52,7 @@ def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path) -> dict:
     checks.require_no_nulls(rows, list(_RENAME.values()), path)
     checks.require_none(rows, ~pl.col("btag").is_in(BTAGS), path, "behavior_type", f"one of {BTAGS}")
     n_out = checks.count_outside_window(rows, "time", cfg.sample_window, path,
-                                                cfg.max_out_of_window_fraction)
+                                        cfg.max_out_of_window_fraction)
     start, end = cfg.sample_window
     in_window = pl.col("time").is_between(start, end, closed="left")
     n_between = checks.count_between_splits(rows, "time", cfg.sample_window, cfg.split_bounds)
