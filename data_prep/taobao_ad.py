@@ -62,8 +62,10 @@ def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path) -> dict:
 
     ads = _read_table(raw_dir, AD_FEATURE, "adgroup_id")
     profiles = _read_table(raw_dir, USER_PROFILE, "userid").rename({"userid": "user"})
-    n_buckets = count_buckets([raw_dir / RAW_SAMPLE.name, raw_dir / BEHAVIOR_LOG.name], cfg.bucket_mb)
-    log.info("streaming raw files into %d user bucket(s)", n_buckets)
+    big = [raw_dir / RAW_SAMPLE.name, raw_dir / BEHAVIOR_LOG.name]
+    n_buckets = count_buckets(big, cfg.bucket_mb)
+    log.info("streaming %.0f MB of raw files once, into %d user bucket(s)",
+             sum(p.stat().st_size for p in big if p.is_file()) / 2**20, n_buckets)
 
     tables = {"imp": (RAW_SAMPLE, "user")}
     if has_log:

@@ -45,7 +45,8 @@ def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path) -> dict:
     path = raw_dir / USER_BEHAVIOR.name
     has_oracle = (raw_dir / USER_BEHAVIOR_ORACLE.name).is_file()
     n_buckets = count_buckets([path], cfg.bucket_mb)
-    log.info("streaming %s into %d user bucket(s)", path, n_buckets)
+    log.info("streaming %s (%.0f MB) once, into %d user bucket(s)", path,
+             path.stat().st_size / 2**20, n_buckets)
     raw = scan_raw(raw_dir, USER_BEHAVIOR).rename(_RENAME)
     write_buckets(raw, "user", n_buckets, work / "rows")
     rows = scan_buckets(work / "rows")
