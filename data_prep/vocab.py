@@ -81,15 +81,24 @@ class ValueCounts:
         return Vocab(space, self.table(space).filter(pl.col("count") >= min_count)["raw"])
 
 
+# Up to this many values an element-wise replace beats a hash join (measured: 4-60K values
+# 3-10x faster, 460K values 2x slower).
+_REPLACE_MAX = 100_000
+
+
 def encode(frame: pl.DataFrame, columns: dict[str, tuple[str, Vocab]]) -> pl.DataFrame:
     """Add index columns: {output: (raw column, vocabulary)}; nulls as MISSING, unseen -> OOV.
 
-    A hash join per column: far faster than an element-wise replace for large vocabularies.
+    Small vocabularies map element-wise; large ones by a hash join, which is far faster there.
     Row order is not kept; callers sort.
     """
     for output, (column, vocab) in columns.items():
-        key = fill_missing(pl.col(column), vocab.raw.dtype).cast(vocab.raw.dtype).alias("_key")
+        key = fill_missing(pl.col(column), vocab.raw.dtype).cast(vocab.raw.dtype)
+        if vocab.size <= _REPLACE_MAX:
+            frame = frame.with_columns(key.replace_strict(vocab.table["raw"], vocab.table["index"],
+                                                          default=OOV, return_dtype=pl.Int32).alias(output))
+            continue
         table = vocab.table.rename({"raw": "_key", "index": "_index"})
-        frame = (frame.with_columns(key).join(table, on="_key", how="left")
+        frame = (frame.with_columns(key.alias("_key")).join(table, on="_key", how="left")
                  .with_columns(pl.col("_index").fill_null(OOV).alias(output)).drop("_key", "_index"))
     return frame
