@@ -89,7 +89,7 @@ def scan_raw(raw_dir: Path, spec: RawFile) -> pl.LazyFrame:
     """Lazily scan `raw_dir/spec.name` with the documented names and types.
 
     Columns may come in any order; extra columns are dropped. Type errors surface when the
-    scan is collected: wrap that in `explain_parse_errors`.
+    scan is collected: wrap that in `explain_read_error`.
     """
     path = Path(raw_dir) / spec.name
     names = _file_columns(path, spec)
@@ -111,25 +111,25 @@ def explain_read_error(exc: Exception, raw_dir: Path, specs: list[RawFile]) -> M
     match = _PARSE_ERROR.search(str(exc))
     for spec in specs:
         path = Path(raw_dir) / spec.name
-        if not path.is_file():
+        if not path.is_file() or (match is not None and match["column"] not in spec.columns):
             continue
         names = _file_columns(path, spec)
         text = pl.scan_csv(path, has_header=False, skip_lines=int(spec.has_header),
                            schema={n: pl.String for n in names},
                            null_values=list(spec.null_values) or None).with_row_index("row")
         try:
-            if match is not None and match["column"] in spec.columns:
-                column, value = match["column"], match["value"]
-                expected = f"{path}: column '{column}' expected {_kind(spec.columns[column])}, got {value!r}"
-                bad = text.filter(pl.col(column).str.strip_chars() == value).head(1).collect()
-                if not bad.height:
-                    return MDAFError(expected)
-                line = int(bad["row"][0]) + 1 + int(spec.has_header)
-                row = ",".join("" if v is None else str(v) for v in bad.drop("row").row(0))
-                return MDAFError(f"{expected} at line {line}: {row}")
-            text.select(pl.all().max()).collect(engine="streaming")  # parse every field
+            if match is None:  # a malformed file: find which one by parsing each as text
+                text.select(pl.all().max()).collect(engine="streaming")
+                continue
+            column, value = match["column"], match["value"]
+            bad = text.filter(pl.col(column).str.strip_chars() == value).head(1).collect()
         except pl.exceptions.PolarsError as err:
             return MDAFError(f"{path}: not a well-formed {spec.name}: {_first_line(err)}")
+        if bad.height:
+            line = int(bad["row"][0]) + 1 + int(spec.has_header)
+            row = ",".join("" if v is None else str(v) for v in bad.drop("row").row(0))
+            return MDAFError(f"{path}: column '{column}' expected {_kind(spec.columns[column])}, "
+                             f"got {value!r} at line {line}: {row}")
     return MDAFError(f"{raw_dir}: could not read the raw files: {_first_line(exc)}")
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from data_prep.__main__ import main
-from raw_builders import (AD_FEATURE, RAW_SAMPLE, USER_BEHAVIOR, taobao_ad_raw, userbehavior_raw,
-                          write_lines)
+from raw_builders import (AD_FEATURE, BEHAVIOR_LOG, RAW_SAMPLE, USER_BEHAVIOR, taobao_ad_raw,
+                          userbehavior_raw, write_lines)
 
 
 def run(capsys, raw, out, source="taobao_ad"):
@@ -143,3 +143,9 @@ def test_row_with_too_few_fields(capsys, tmp_path):
     raw = taobao_ad_raw(tmp_path / "raw")
     write_lines(raw / "raw_sample.csv", RAW_SAMPLE + ["11,1494000000,501"])
     assert_fails(capsys, tmp_path, raw, "raw_sample.csv", "column 'clk'", "empty cell", "'adgroup_id': 501")
+
+
+def test_wrong_type_in_a_column_several_files_share(capsys, tmp_path):
+    raw = taobao_ad_raw(tmp_path / "raw")
+    write_lines(raw / "behavior_log.csv", BEHAVIOR_LOG + ["u42,1494000000,pv,7,4000"])
+    assert_fails(capsys, tmp_path, raw, "behavior_log.csv", "column 'user'", "'u42'", "line 9")
