@@ -11,13 +11,13 @@ from pathlib import Path
 from common.atomic import atomic_dir
 from common.errors import MDAFError
 from data_prep.config import PrepConfig
+from data_prep.dataset import SCHEMA_VERSION
 from data_prep.summary import summarize, write_summary
 from data_prep.taobao_ad import prepare_taobao_ad
 from data_prep.userbehavior import prepare_userbehavior
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
 PIPELINES = {"taobao_ad": prepare_taobao_ad, "userbehavior": prepare_userbehavior}
 
 
