@@ -145,22 +145,23 @@ def label_views(rows: pl.DataFrame, cfg: PrepConfig) -> pl.DataFrame:
 
 def _prepare_bucket(rows: pl.DataFrame, oracle: pl.DataFrame | None, vocabs: dict[str, Vocab],
                     cfg: PrepConfig, timeline: TimelineWriter, samples: SampleWriter) -> None:
+    # encode every row once; the views are a subset, labelled on raw ids (OOV items differ)
+    fields = STATIC | TIMELINE
+    rows = encode(rows, {f"{field}_idx": (field, vocabs[space]) for field, space in fields.items()})
     views = label_views(rows, cfg)
     if oracle is not None:
         checks.require_unique(oracle.lazy(), ["user", "time"], Path(USER_BEHAVIOR_ORACLE.name))
         views = views.join(oracle.select("user", "time", oracle_p=pl.col("p").cast(pl.Float32)),
                            on=["user", "time"], how="left")
         checks.require_no_nulls(views.lazy(), ["oracle_p"], Path(USER_BEHAVIOR_ORACLE.name))
-    views = encode(views, {f"{field}_idx": (field, vocabs[space]) for field, space in STATIC.items()})
     encoded = views.select(
         "split", "label", "time", *calendar_columns("time"), user_id=pl.col("user"),
         **{field: pl.col(f"{field}_idx") for field in STATIC},
         **({"oracle_p": pl.col("oracle_p")} if oracle is not None else {}))
     # joins do not keep row order: sort, by user and time first so pointer searches run in order
     encoded = encoded.sort(["user_id", "time", *encoded.columns])
-    history = encode(rows, {f"{field}_idx": (field, vocabs[space]) for field, space in TIMELINE.items()})
-    history = history.select(user_id=pl.col("user"), time=pl.col("time"),
-                             **{field: pl.col(f"{field}_idx") for field in TIMELINE})
+    history = rows.select(user_id=pl.col("user"), time=pl.col("time"),
+                          **{field: pl.col(f"{field}_idx") for field in TIMELINE})
     frame, offset = timeline.add(history)
     start, end = history_pointers(frame["user_id"].to_numpy(), frame["time"].to_numpy(),
                                   encoded["user_id"].to_numpy(), encoded["time"].to_numpy())
