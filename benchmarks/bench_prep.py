@@ -94,7 +94,7 @@ def main() -> None:
 
 def render(rows: list[dict]) -> str:
     base = rows[0]
-    lines = [f"# bench_prep: end-to-end preparation (`python -m data_prep`), Taobao Ad synthetic",
+    lines = ["# bench_prep: end-to-end preparation (`python -m data_prep`), Taobao Ad synthetic",
              "",
              f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
              f"Python {platform.python_version()}, Polars {pl.__version__}. "
