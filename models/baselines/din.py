@@ -1,0 +1,99 @@
+"""DIN: Deep Interest Network (Zhou et al. 2018, "Deep Interest Network for Click-Through Rate
+Prediction").
+
+  w_t   = a(q, k_t) = MLP_a([q; k_t; q - k_t; q * k_t])  at real t, 0 at pads    (the activation unit)
+  v_u   = sum_t w_t k_t                                                         (no softmax, Sec. 4.3)
+  logit = MLP([v_u; q; e(static field_1); ...; e(static field_m)])
+
+- q and k_t are `HistoryTokens`' candidate query and history tokens, in one space. The activation
+  unit reads the full token, not only the blocks the candidate shares: q has zeros in the blocks
+  it lacks (a behaviour type), so q - k_t and q * k_t add nothing there, but k_t itself lets the
+  weight depend on the behaviour type (a purchase of the candidate's category may count more than a
+  view). The cost is a few always-zero inputs.
+- Without softmax the weights keep the intensity of the user's interest: many relevant behaviours
+  give a larger v_u than one. Pads get weight 0, so a sample with no history pools to zeros.
+- The candidate q is concatenated explicitly, so the MLP sees it whatever `fields` holds; with all
+  static fields its blocks repeat the candidate's cate and brand embeddings, which is harmless.
+- Activation PReLU, in the activation unit and the MLP: the paper's Dice adapts its rectifier to
+  batch statistics, which in the activation unit would mix in pad positions and tie a sample's
+  score to the rest of its batch; PReLU, which the paper also uses, has neither problem.
+- One FeatureEmbedding serves history, candidate and static fields (shared tables, as in BST).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from common.errors import MDAFError
+from models.layers.config import EmbeddingConfig
+from models.layers.embedding import FeatureEmbedding, StaticFields, field_spaces
+from models.layers.history import HistoryTokens, history_spaces
+from models.layers.mlp import ACTIVATIONS, MLP
+from models.output import ModelOutput
+
+
+@dataclass
+class DINConfig:
+    """timeline: which timeline is the user's behaviour history.
+    embedding: widths of every table (history, candidate and static fields share them).
+    fields: static fields for the MLP; None for all.
+    attention: hidden widths of the activation unit (the paper: 80, 40).
+    mlp: hidden widths of the final MLP (the paper: 200, 80).
+    activation: of both MLPs, one of models.layers.mlp.ACTIVATIONS.
+    dropout: after each hidden layer of the final MLP.
+    """
+
+    timeline: str = "behavior"
+    embedding: EmbeddingConfig = field(
+        default_factory=lambda: EmbeddingConfig(dim=16, dims={"item": 64, "cate": 32, "brand": 32})
+    )
+    fields: list[str] | None = None
+    attention: list[int] = field(default_factory=lambda: [80, 40])
+    mlp: list[int] = field(default_factory=lambda: [200, 80])
+    activation: str = "prelu"
+    dropout: float = 0.3
+
+
+class ActivationUnit(nn.Module):
+    """DIN's local activation unit and weighted-sum pooling.
+
+    forward(query (B, W), keys (B, L, W), mask (B, L) bool) -> (pooled (B, W), weights (B, L), 0 at pads).
+    """
+
+    def __init__(self, width: int, hidden: list[int], activation: str):
+        super().__init__()
+        self.mlp = MLP(4 * width, hidden, 1, 0.0, activation)
+
+    def forward(
+        self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        q = query[:, None].expand_as(keys)  # (B, L, W)
+        scores = self.mlp(torch.cat([q, keys, q - keys, q * keys], dim=-1)).squeeze(-1)  # (B, L)
+        weights = scores.masked_fill(~mask, 0.0)
+        return torch.einsum("bl,blw->bw", weights, keys), weights
+
+
+class DIN(nn.Module):
+    """forward(batch) -> ModelOutput with logit (B,)."""
+
+    def __init__(self, cfg: DINConfig, meta: dict):
+        super().__init__()
+        if cfg.activation not in ACTIVATIONS:
+            raise MDAFError(
+                f"model config (din): key 'activation' is {cfg.activation!r}; expected one of {sorted(ACTIVATIONS)}"
+            )
+        statics = field_spaces(meta, cfg.fields)
+        spaces = [*history_spaces(meta, cfg.timeline).values(), *statics.values()]
+        embedding = FeatureEmbedding(meta["vocab_sizes"], spaces, cfg.embedding.dim, cfg.embedding.dims)
+        self.tokens = HistoryTokens(embedding, meta, cfg.timeline)
+        self.static = StaticFields(embedding, statics)
+        self.attention = ActivationUnit(self.tokens.width, cfg.attention, cfg.activation)
+        self.mlp = MLP(2 * self.tokens.width + self.static.width, cfg.mlp, 1, cfg.dropout, cfg.activation)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> ModelOutput:
+        tokens, query, mask = self.tokens(batch)  # (B, L, W), (B, W), (B, L)
+        interest, _ = self.attention(query, tokens, mask)  # (B, W)
+        features = torch.cat([interest, query, self.static.flat(batch)], dim=-1)
+        return ModelOutput(logit=self.mlp(features).squeeze(-1))

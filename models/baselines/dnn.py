@@ -1,0 +1,44 @@
+"""DNN: an MLP over the concatenated field embeddings (the plain deep CTR baseline)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from models.layers.config import EmbeddingConfig
+from models.layers.history_pooling import FieldInputs
+from models.layers.mlp import MLP
+from models.output import ModelOutput
+
+
+@dataclass
+class DNNConfig:
+    """fields: static fields (None = all); timeline: mean-pooled into extra fields (None = off);
+    hidden, dropout, activation, batch_norm: the MLP's (models.layers.mlp.MLP)."""
+
+    embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
+    fields: list[str] | None = None
+    timeline: str | None = "behavior"
+    hidden: list[int] = field(default_factory=lambda: [1024, 512, 256])
+    dropout: float = 0.1
+    activation: str = "relu"
+    batch_norm: bool = False
+
+
+class DNN(nn.Module):
+    """logit = MLP([e_1; ...; e_F]) with e_f the field embeddings.
+
+    Source: the "DNN" baseline of the BARS open CTR benchmark (Zhu et al., "BARS: Towards Open
+    Benchmarking for Recommender Systems", SIGIR 2022), as in the embedding-and-MLP model of
+    Covington et al. 2016 (YouTube DNN).
+    """
+
+    def __init__(self, cfg: DNNConfig, meta: dict):
+        super().__init__()
+        self.cfg = cfg
+        self.inputs = FieldInputs(meta, cfg.embedding, cfg.fields, cfg.timeline)
+        self.mlp = MLP(self.inputs.width, cfg.hidden, 1, cfg.dropout, cfg.activation, cfg.batch_norm)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> ModelOutput:
+        return ModelOutput(logit=self.mlp(self.inputs.flat(batch)).squeeze(-1))  # (B,)

@@ -1,0 +1,80 @@
+"""A timeline window and its candidate as tokens of one width (shared by every sequential model).
+
+For timeline T with index fields F_1..F_k (e.g. `behavior`: cate, brand, btag):
+  token_t = [e(F_1[t]); ...; e(F_k[t])]            (B, L, W), zeros at pads (index 0 embeds to 0)
+  query   = [e(c_1); ...; e(c_k)]                  (B, W)
+where c_j is the candidate's static field in the same vocabulary space as F_j (meta.json
+`target_fields`), and a zero block where the candidate has none (a behaviour type, say). So the
+candidate and each behaviour live in one space, and one linear map projects both.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from common.errors import MDAFError
+from models.layers.embedding import FeatureEmbedding
+
+
+def history_spaces(meta: dict, timeline: str) -> dict[str, str]:
+    """Index field -> vocabulary space of `timeline`, checked against meta."""
+    timelines = meta["timelines"]
+    if timeline not in timelines:
+        raise MDAFError(f"model config: key 'timeline' is {timeline!r}; the dataset has {sorted(timelines)}")
+    return dict(timelines[timeline]["fields"])
+
+
+class HistoryTokens(nn.Module):
+    """`forward(batch)` -> (tokens (B, L, W), query (B, W), mask (B, L) bool, True at real behaviours).
+
+    Args:
+        embedding: the shared FeatureEmbedding; it must hold a table for every space of the timeline.
+        meta: the dataset's meta.json.
+        timeline: which timeline to read (`behavior`, `click`, ...).
+    """
+
+    def __init__(self, embedding: FeatureEmbedding, meta: dict, timeline: str):
+        super().__init__()
+        self.embedding = embedding
+        self.timeline = timeline
+        self.fields = history_spaces(meta, timeline)
+        targets = dict(meta.get("target_fields", {}))
+        by_space = {space: field for field, space in targets.items()}
+        self.candidate = {f: by_space.get(s) for f, s in self.fields.items()}  # history field -> static field
+        if not any(self.candidate.values()):
+            raise MDAFError(
+                f"model config: timeline {timeline!r} shares no vocabulary space with the candidate "
+                f"(meta.json target_fields {targets}); target attention needs at least one"
+            )
+        self.width = sum(embedding.dims[s] for s in self.fields.values())
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        t = self.timeline
+        tokens = torch.cat([self.embedding(s, batch[f"{t}_{f}"]) for f, s in self.fields.items()], dim=-1)
+        parts = []
+        for field, space in self.fields.items():
+            column = self.candidate[field]
+            if column is None:
+                ref = batch["label"]
+                parts.append(ref.new_zeros(ref.shape[0], self.embedding.dims[space]))
+            else:
+                parts.append(self.embedding(space, batch[column]))
+        return tokens, torch.cat(parts, dim=-1), batch[f"{t}_mask"]
+
+
+def time_gap_bucket(gap: torch.Tensor, mask: torch.Tensor, n_buckets: int) -> torch.Tensor:
+    """Bucket index of each behaviour's age, for a time-gap position embedding (BST, Sec. 3.2).
+
+    bucket = 1 + min(floor(log2(1 + gap / 60 s)), n_buckets - 2), and 0 at pads: minutes-scale
+    resolution for recent behaviours, doubling with age.
+    """
+    minutes = gap.clamp_min(0).to(torch.float32) / 60.0
+    bucket = torch.floor(torch.log2(1.0 + minutes)).long().clamp_max(n_buckets - 2) + 1
+    return bucket * mask
+
+
+def n_time_buckets(max_gap_s: float) -> int:
+    """Buckets needed by `time_gap_bucket` for gaps up to `max_gap_s` seconds (plus the pad)."""
+    return int(math.floor(math.log2(1.0 + max_gap_s / 60.0))) + 2

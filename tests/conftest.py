@@ -1,0 +1,29 @@
+"""Fixtures shared by the model tests: a small prepared synthetic Taobao Ad set and its batches."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from data_prep.config import load_prep_config
+from data_prep.dataset import ProcessedDataset
+from data_prep.loader import BatchLoader
+from data_prep.prepare import prepare
+from data_prep.synthetic_raw import ensure_synthetic_raw, synthetic_config
+
+TINY = {"n_users": 400, "impressions_per_user": 20, "behaviors_per_user": 60}
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> ProcessedDataset:
+    """A prepared synthetic Taobao Ad set of 400 users (about 8K impressions)."""
+    root = tmp_path_factory.mktemp("tiny_taobao_ad")
+    raw = ensure_synthetic_raw("taobao_ad", synthetic_config(seed=11, **TINY), root=root)
+    prepare(raw, root / "prepared", load_prep_config("taobao_ad"))
+    return ProcessedDataset(root / "prepared")
+
+
+@pytest.fixture(scope="session")
+def tiny_batch(tiny_dataset) -> dict[str, torch.Tensor]:
+    """One shuffled train batch of 256 samples with L = 20 windows."""
+    loader = BatchLoader(tiny_dataset, "train", seq_len=20, batch_size=256, shuffle=True, seed=0)
+    return next(iter(loader))
