@@ -10,6 +10,16 @@ from data_prep.loader import BatchLoader
 from data_prep.prepare import prepare
 from data_prep.synthetic_raw import ensure_synthetic_raw, synthetic_config
 
+@pytest.fixture(scope="session", autouse=True)
+def one_thread():
+    """The test tensors are tiny: a second intra-op thread only adds synchronisation, which costs up
+    to 50x when other processes share the two cores. (Tests of threading set their own count.)"""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 TINY = {"n_users": 400, "impressions_per_user": 20, "behaviors_per_user": 60}
 
 

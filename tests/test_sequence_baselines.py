@@ -57,16 +57,6 @@ def junk_pads(batch: dict[str, torch.Tensor], extra: int, vocab: dict[str, int])
     return out
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These tensors are tiny: a second intra-op thread only adds synchronisation, which costs up to
-    50x when other processes share the two cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def batch(tiny_batch) -> dict[str, torch.Tensor]:
     """64 samples: every sample with pads in its L = 20 window, then full ones."""

@@ -31,7 +31,8 @@ from models.layers.config import EmbeddingConfig
 from models.layers.embedding import FeatureEmbedding, StaticFields, field_spaces
 from models.layers.history import HistoryTokens, history_spaces, n_time_buckets, time_gap_bucket
 from models.layers.mlp import ACTIVATIONS, MLP
-from models.layers.transformer import FFN_ACTIVATIONS, TransformerEncoder
+from models.layers.feed_forward import FFN_ACTIVATIONS
+from models.layers.transformer import TransformerEncoder
 from models.output import ModelOutput
 
 

@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-FFN_ACTIVATIONS = {"gelu": nn.GELU, "leaky_relu": nn.LeakyReLU, "relu": nn.ReLU}
+from models.layers.feed_forward import FFN_ACTIVATIONS, FeedForward
+
 
 
 def visible_keys(mask: torch.Tensor, causal: bool) -> torch.Tensor:
@@ -68,18 +69,12 @@ class TransformerLayer(nn.Module):
         super().__init__()
         self.attention = SelfAttention(hidden, n_heads, dropout)
         self.norm1 = nn.LayerNorm(hidden)
-        self.ffn = nn.Sequential(
-            nn.Linear(hidden, ffn_mult * hidden),
-            FFN_ACTIVATIONS[activation](),
-            nn.Dropout(dropout),
-            nn.Linear(ffn_mult * hidden, hidden),
-        )
-        self.norm2 = nn.LayerNorm(hidden)
         self.drop = nn.Dropout(dropout)
+        self.ffn = FeedForward(hidden, ffn_mult, dropout, activation)
 
     def forward(self, x: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
         x = self.norm1(x + self.drop(self.attention(x, visible)))  # (B, L, H)
-        return self.norm2(x + self.drop(self.ffn(x)))
+        return self.ffn(x)
 
 
 class TransformerEncoder(nn.Module):

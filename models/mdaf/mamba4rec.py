@@ -1,0 +1,46 @@
+"""Mamba4Rec's layer (Liu et al. 2024, "Mamba4Rec: Towards Efficient Sequential Recommendation with
+Selective State Space Models", Sec. 3.2-3.3):
+
+  h = LayerNorm(x + Dropout(Mamba(x)))
+  out = LayerNorm(h + Dropout(W_2 Dropout(GELU(W_1 h))))        (position-wise FFN, 4x)
+
+The residual around the mixer is always used (the paper drops it for a single layer; the "v2"
+configuration keeps it). Padding is handled inside the mixer (models/mdaf/mamba.py).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from models.layers.feed_forward import FeedForward
+from models.mdaf.mamba import Mamba
+
+
+class Mamba4RecLayer(nn.Module):
+    """forward(x (B, L, H), mask (B, L) bool) -> (B, L, H)."""
+
+    def __init__(
+        self, hidden: int, d_state: int = 16, d_conv: int = 4, expand: int = 2, dropout: float = 0.2,
+        ffn_mult: int = 4, scan_backend: str = "auto",
+    ):
+        super().__init__()
+        self.mamba = Mamba(hidden, d_state=d_state, d_conv=d_conv, expand=expand, scan_backend=scan_backend)
+        self.drop = nn.Dropout(dropout)
+        self.norm = nn.LayerNorm(hidden)
+        self.ffn = FeedForward(hidden, ffn_mult, dropout, "gelu")
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.ffn(self.norm(x + self.drop(self.mamba(x, mask))))
+
+
+class Mamba4RecEncoder(nn.Module):
+    """A stack of Mamba4Rec layers: forward(x (B, L, H), mask (B, L)) -> (B, L, H), 0 at pads."""
+
+    def __init__(self, hidden: int, n_layers: int = 2, **layer_kwargs):
+        super().__init__()
+        self.layers = nn.ModuleList(Mamba4RecLayer(hidden, **layer_kwargs) for _ in range(n_layers))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x, mask)
+        return x * mask[..., None]

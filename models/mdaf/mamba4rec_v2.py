@@ -1,0 +1,45 @@
+"""Mamba4Rec "v2" used alone as a CTR model: the sequential branch plus a few context embeddings.
+
+  logit = MLP_{256-128-64-1}([h_seq ; e(item) ; e(cate) ; e(user) ; e(hour) ; e(dow)])
+
+h_seq is models/mdaf/sequence_branch.py with the Mamba encoder; the context embeddings (16 dims)
+are their own tables, separate from the history's wider item/category tables.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from models.layers.config import EmbeddingConfig
+from models.layers.embedding import FeatureEmbedding, StaticFields, field_spaces
+from models.layers.mlp import MLP
+from models.mdaf.sequence_branch import SequenceBranch, SequenceConfig
+from models.output import ModelOutput
+
+
+@dataclass
+class Mamba4RecV2Config:
+    """sequence: the sequential branch.  context_fields: static fields embedded beside it.
+    context_embedding: their widths.  mlp, dropout: the head."""
+
+    sequence: SequenceConfig = field(default_factory=SequenceConfig)
+    context_fields: list[str] = field(default_factory=lambda: ["item", "cate", "user", "hour", "dow"])
+    context_embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
+    mlp: list[int] = field(default_factory=lambda: [256, 128, 64])
+    dropout: float = 0.3
+
+
+class Mamba4RecV2(nn.Module):
+    def __init__(self, cfg: Mamba4RecV2Config, meta: dict):
+        super().__init__()
+        self.sequence = SequenceBranch(cfg.sequence, meta)
+        fields = field_spaces(meta, cfg.context_fields)
+        embedding = FeatureEmbedding(meta["vocab_sizes"], list(fields.values()), cfg.context_embedding.dim, cfg.context_embedding.dims)
+        self.context = StaticFields(embedding, fields)
+        self.mlp = MLP(self.sequence.out_dim + self.context.width, cfg.mlp, 1, cfg.dropout)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> ModelOutput:
+        h = torch.cat([self.sequence(batch), self.context.flat(batch)], dim=-1)
+        return ModelOutput(logit=self.mlp(h).squeeze(-1))

@@ -1,0 +1,82 @@
+"""MDAF (Mamba-DCN with Adaptive Fusion): a static branch and a sequential branch, fused by a gate.
+
+  h_static = LayerNorm(W_s StaticBranch(batch))        DCNv3 | DCNv2 over the static fields
+  h_seq    = LayerNorm(W_q SequenceBranch(batch))      Mamba4Rec | transformer | GRU over the history
+  h, g     = GatedFusion(h_static, h_seq)              g * h_seq + (1 - g) * h_static
+  logit    = MLP(h)
+
+Both branches are projected to one width H and normalised, so the gate weighs vectors of the same
+scale. Variants by config alone (configs/model/):
+  MDAF-Full        sequence.encoder: mamba        static.network: dcnv3   fusion: gate
+  MDAF-Static      sequence.encoder: none         static.network: dcnv3
+  MDAF-Sequential  sequence.encoder: mamba        static.network: none
+  MDAF-BST         sequence.encoder: transformer  static.network: dcnv3   fusion: gate
+`fusion: concat` replaces the gate by [h_static ; h_seq]. With one branch there is nothing to fuse
+and the MLP reads that branch alone. The output carries the gate (B, H) and, with DCNv3, its two
+heads' logits for Tri-BCE.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from common.errors import MDAFError
+from models.layers.mlp import MLP
+from models.mdaf.fusion import GatedFusion
+from models.mdaf.sequence_branch import SequenceBranch, SequenceConfig
+from models.mdaf.static_branch import StaticBranch, StaticConfig
+from models.output import ModelOutput
+
+FUSIONS = ("gate", "concat")
+
+
+@dataclass
+class MDAFConfig:
+    """sequence, static: the branches ('none' as encoder / network drops one).
+    fusion: gate | concat.  hidden: the width H both branches are projected to.
+    mlp, dropout: the head."""
+
+    sequence: SequenceConfig = field(default_factory=SequenceConfig)
+    static: StaticConfig = field(default_factory=StaticConfig)
+    fusion: str = "gate"
+    hidden: int = 128
+    mlp: list[int] = field(default_factory=lambda: [256, 128])
+    dropout: float = 0.3
+
+
+def _projection(in_dim: int, hidden: int) -> nn.Module:
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.LayerNorm(hidden))
+
+
+class MDAF(nn.Module):
+    def __init__(self, cfg: MDAFConfig, meta: dict):
+        super().__init__()
+        if cfg.fusion not in FUSIONS:
+            raise MDAFError(f"model config (mdaf): key 'fusion' is {cfg.fusion!r}; expected one of {list(FUSIONS)}")
+        use_seq, use_static = cfg.sequence.encoder != "none", cfg.static.network != "none"
+        if not (use_seq or use_static):
+            raise MDAFError("model config (mdaf): 'sequence.encoder' and 'static.network' are both 'none'; keep one branch")
+        self.sequence = SequenceBranch(cfg.sequence, meta) if use_seq else None
+        self.static = StaticBranch(cfg.static, meta) if use_static else None
+        self.seq_proj = _projection(self.sequence.out_dim, cfg.hidden) if use_seq else None
+        self.static_proj = _projection(self.static.out_dim, cfg.hidden) if use_static else None
+        both = use_seq and use_static
+        self.fusion = GatedFusion(cfg.hidden) if both and cfg.fusion == "gate" else None
+        width = 2 * cfg.hidden if both and cfg.fusion == "concat" else cfg.hidden
+        self.mlp = MLP(width, cfg.mlp, 1, cfg.dropout)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> ModelOutput:
+        parts, aux = [], {}
+        if self.static is not None:
+            h_static, aux = self.static(batch)
+            parts.append(self.static_proj(h_static))  # (B, H)
+        if self.sequence is not None:
+            parts.append(self.seq_proj(self.sequence(batch)))  # (B, H)
+        gate = None
+        if self.fusion is not None:
+            h, gate = self.fusion(*parts)
+        else:
+            h = torch.cat(parts, dim=-1)
+        return ModelOutput(logit=self.mlp(h).squeeze(-1), aux_logits=aux, gate=gate)

@@ -1,0 +1,102 @@
+"""The sequential branch: one timeline window -> a vector, with a choice of encoder.
+
+  x_t = LayerNorm(Dropout(W token_t + b))                     tokens: models/layers/history.py
+  o   = Encoder(x, mask)                                      (B, L, H); mamba | transformer | gru
+  q   = LayerNorm(W query + b)                                the candidate, same projection
+  h   = [o_{L-1} ; sum_t softmax_t(q' . o_t / sqrt(H)) o_t]   (B, 2H), last real position + target
+                                                              attention over real positions
+Windows are left-padded, so o_{L-1} is the newest behaviour's output (zeros for an empty history).
+With `encoder: mamba` this is Mamba4Rec in the "v2" configuration (item 64 / cate 32 embeddings,
+hidden 128, 2 layers, d_state 16, d_conv 4, expand 2, FFN 4x GELU). `transformer` is BST's encoder
+(with `time_embedding: true`, its time-gap position embedding), `gru` a GRU over the real positions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from common.errors import MDAFError
+from models.layers.config import EmbeddingConfig
+from models.layers.embedding import FeatureEmbedding
+from models.layers.gru import MaskedGRU
+from models.layers.history import HistoryTokens, history_spaces, n_time_buckets, time_gap_bucket
+from models.layers.target_attention import TargetAttention
+from models.layers.transformer import TransformerEncoder
+from models.mdaf.mamba4rec import Mamba4RecEncoder
+
+ENCODERS = ("mamba", "transformer", "gru")
+MAX_TIME_GAP_S = 32 * 86400.0
+
+
+def sequence_embedding() -> EmbeddingConfig:
+    return EmbeddingConfig(dim=16, dims={"item": 64, "cate": 32, "brand": 32})
+
+
+@dataclass
+class SequenceConfig:
+    """encoder: mamba | transformer | gru.  timeline: the timeline read.
+    embedding: widths of the history/candidate tables.  hidden, n_layers, dropout: the encoder.
+    d_state, d_conv, expand, scan_backend: the Mamba mixer.  ffn_mult: FFN width (mamba, transformer).
+    n_heads, causal: the transformer.  time_embedding: add a time-gap bucket embedding to the tokens.
+    """
+
+    encoder: str = "mamba"
+    timeline: str = "behavior"
+    embedding: EmbeddingConfig = field(default_factory=sequence_embedding)
+    hidden: int = 128
+    n_layers: int = 2
+    dropout: float = 0.2
+    d_state: int = 16
+    d_conv: int = 4
+    expand: int = 2
+    scan_backend: str = "auto"
+    ffn_mult: int = 4
+    n_heads: int = 8
+    causal: bool = False
+    time_embedding: bool = False
+
+
+def build_encoder(cfg: SequenceConfig) -> nn.Module:
+    if cfg.encoder == "mamba":
+        return Mamba4RecEncoder(
+            cfg.hidden, cfg.n_layers, d_state=cfg.d_state, d_conv=cfg.d_conv, expand=cfg.expand,
+            dropout=cfg.dropout, ffn_mult=cfg.ffn_mult, scan_backend=cfg.scan_backend,
+        )
+    if cfg.encoder == "transformer":
+        if cfg.hidden % cfg.n_heads:
+            raise MDAFError(f"model config: key 'hidden' ({cfg.hidden}) must be a multiple of 'n_heads' ({cfg.n_heads})")
+        return TransformerEncoder(cfg.hidden, cfg.n_layers, cfg.n_heads, cfg.ffn_mult, cfg.dropout, cfg.causal)
+    if cfg.encoder == "gru":
+        return MaskedGRU(cfg.hidden, cfg.n_layers, cfg.dropout)
+    raise MDAFError(f"model config: key 'encoder' is {cfg.encoder!r}; expected one of {list(ENCODERS)}")
+
+
+class SequenceBranch(nn.Module):
+    """forward(batch) -> (B, out_dim), out_dim = 2 * hidden."""
+
+    def __init__(self, cfg: SequenceConfig, meta: dict):
+        super().__init__()
+        spaces = list(history_spaces(meta, cfg.timeline).values())
+        embedding = FeatureEmbedding(meta["vocab_sizes"], spaces, cfg.embedding.dim, cfg.embedding.dims)
+        self.tokens = HistoryTokens(embedding, meta, cfg.timeline)
+        self.project = nn.Linear(self.tokens.width, cfg.hidden)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.norm = nn.LayerNorm(cfg.hidden)
+        self.n_buckets = n_time_buckets(MAX_TIME_GAP_S)
+        self.time = nn.Embedding(self.n_buckets, cfg.hidden, padding_idx=0) if cfg.time_embedding else None
+        self.encoder = build_encoder(cfg)
+        self.attention = TargetAttention(cfg.hidden)
+        self.out_dim = 2 * cfg.hidden
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        tokens, query, mask = self.tokens(batch)  # (B, L, W), (B, W), (B, L)
+        x = self.project(tokens)  # (B, L, H)
+        if self.time is not None:
+            x = x + self.time(time_gap_bucket(batch[f"{self.tokens.timeline}_time_gap"], mask, self.n_buckets))
+        x = self.norm(self.drop(x))
+        out = self.encoder(x, mask)  # (B, L, H), 0 at pads
+        q = self.norm(self.project(query))  # (B, H)
+        pooled, _ = self.attention(q, out, mask)  # (B, H)
+        return torch.cat([out[:, -1], pooled], dim=-1)
