@@ -37,3 +37,12 @@ def tiny_batch(tiny_dataset) -> dict[str, torch.Tensor]:
     """One shuffled train batch of 256 samples with L = 20 windows."""
     loader = BatchLoader(tiny_dataset, "train", seq_len=20, batch_size=256, shuffle=True, seed=0)
     return next(iter(loader))
+
+
+@pytest.fixture(scope="session")
+def tiny_userbehavior(tmp_path_factory) -> ProcessedDataset:
+    """A prepared synthetic UserBehavior set of 400 users."""
+    root = tmp_path_factory.mktemp("tiny_userbehavior")
+    raw = ensure_synthetic_raw("userbehavior", synthetic_config(seed=12, **TINY), root=root)
+    prepare(raw, root / "prepared", load_prep_config("userbehavior"))
+    return ProcessedDataset(root / "prepared")
