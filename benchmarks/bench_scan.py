@@ -19,16 +19,20 @@ warms up at a tiny shape (loading the kernel, starting the thread pools), then r
 memory (writing 5 to /proc/self/clear_refs sets VmHWM to the current VmRSS) and reads VmRSS. The peak
 is VmHWM after the runs minus that VmRSS: what forward+backward adds on top of the inputs, its outputs
 and gradients included. On CUDA, torch.cuda's peak allocated bytes are used the same way.
-The loop keeps two (batch, d_inner, d_state) tensors per step for backward, so its memory and time are
-estimated before each shape by extrapolating the last measured shape linearly in batch*L*d_inner; a
-shape is skipped when either exceeds its budget. The kernels are never skipped. Where both ran, the
-kernel's output and gradients must equal the loop's within float32 tolerance, or the benchmark stops.
+The loop keeps two (batch, d_inner, d_state) tensors per step for backward, so its memory and time
+are estimated before each shape by extrapolating its largest measured shape so far (at first, the
+race's) linearly in batch*L*d_inner; a shape is skipped when either exceeds its budget. The loop
+slows down faster than linearly once it holds GBs (page faults: its freed per-step tensors go back to
+the system and are faulted in again), so a loop measurement that runs past the time budget is also
+stopped and reported as skipped. The kernels are never skipped. Where both ran, the kernel's output and gradients must equal the loop's within
+float32 tolerance, or the benchmark stops.
 Writes benchmarks/results/bench_scan.md (not with --quick).
 """
 from __future__ import annotations
 
 import argparse
 import datetime
+import importlib
 import itertools
 import multiprocessing
 import os
@@ -36,9 +40,9 @@ import platform
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import psutil
@@ -68,9 +72,8 @@ class Shape:
 
 @dataclass
 class Measurement:
-    seconds: float
+    seconds: float  # the best timed run
     peak_mb: float
-    runs: int
 
 
 def loop_mul_sum(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
@@ -110,7 +113,7 @@ def kernel_availability() -> dict[str, str | None]:
     """Each kernel back-end -> None when it can run here, else the reason it cannot."""
     reasons = [] if torch.cuda.is_available() else ["torch.cuda.is_available() is False"]
     try:
-        from mamba_ssm.ops.selective_scan_interface import selective_scan_fn  # noqa: F401
+        importlib.import_module("mamba_ssm.ops.selective_scan_interface")
     except Exception as exc:  # ImportError, or its CUDA extension failing to load
         reasons.append(f"mamba-ssm does not import: {type(exc).__name__}: {exc}")
     return {"cpu": None, "cuda": "; ".join(reasons) or None}
@@ -174,13 +177,29 @@ def measure(impl: str, shape: Shape, device: str, threads: int, save_to: Path | 
     peak = read_peak(device) - in_use
     if save_to is not None:
         torch.save([t.cpu() for t in result], save_to)
-    return Measurement(min(times), peak / 2**20, repeats)
+    return Measurement(min(times), peak / 2**20)
 
 
-def run_fresh(impl: str, shape: Shape, device: str, threads: int, save_to: Path | None = None) -> Measurement:
-    """`measure` in a freshly spawned process."""
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(measure, impl, shape, device, threads, save_to).result()
+def _measure_and_send(send: Connection, *args) -> None:
+    send.send(measure(*args))
+
+
+def run_fresh(impl: str, shape: Shape, device: str, threads: int, save_to: Path | None = None,
+              timeout: float | None = None) -> Measurement | None:
+    """`measure` in a freshly spawned process; None when it is stopped after `timeout` seconds."""
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_measure_and_send, args=(send, impl, shape, device, threads, save_to))
+    child.start()
+    send.close()
+    try:
+        return receive.recv() if receive.poll(timeout) else None
+    except EOFError:  # the child died: its traceback is above, or it was killed for memory
+        child.join()
+        raise SystemExit(f"measuring {impl!r} at {shape} failed (exit code {child.exitcode})") from None
+    finally:
+        child.kill()
+        child.join()
 
 
 def check_equal(loop_file: Path, kernel_file: Path, kernel: str, shape: Shape) -> None:
@@ -211,19 +230,18 @@ def bench_device(device: str, kernel: str, shapes: list[Shape], threads: int, me
     print(f"baseline loop on {device}: {baseline!r} (fastest at the smallest shape)", flush=True)
 
     rows: dict[Shape, dict] = {}
-    last: tuple[Shape, Measurement] | None = None
+    last = (smallest, contest[baseline])  # the loop's largest measured shape so far, for extrapolation
+    loop_file, kernel_file = work / "loop.pt", work / "kernel.pt"
     for shape in sorted(shapes, key=lambda s: s.size):
-        loop_file, kernel_file = work / "loop.pt", work / "kernel.pt"
-        est_bytes = 2 * shape.size * D_STATE * 4  # two saved (batch, d_inner, d_state) tensors per step
-        est_seconds = 0.0
-        if last is not None:
-            scale = shape.size / last[0].size
-            est_bytes, est_seconds = last[1].peak_mb * 2**20 * scale, last[1].seconds * scale
+        scale = shape.size / last[0].size
+        # a measurement is at least a warm-up and one timed run
+        est_bytes, est_seconds = last[1].peak_mb * 2**20 * scale, 2 * last[1].seconds * scale
         if est_bytes > mem_budget or est_seconds > time_budget:
             loop = f"skipped: needs ~{est_bytes / 2**30:.1f} GB / ~{est_seconds:.0f} s"
+        elif (measured := run_fresh(baseline, shape, device, threads, loop_file, time_budget)) is None:
+            loop = f"skipped: stopped at the {time_budget:g} s time budget"
         else:
-            loop = run_fresh(baseline, shape, device, threads, loop_file)
-            last = (shape, loop)
+            loop, last = measured, (shape, measured)
         checked = isinstance(loop, Measurement)
         rows[shape] = {"loop": loop, kernel: run_fresh(kernel, shape, device, threads, kernel_file if checked else None)}
         if checked:
@@ -280,9 +298,10 @@ def render(header: list[str], sections: list[tuple[str, str, str, dict[Shape, di
     lines += [*unavailable, "",
               "Seconds: the best of up to 3 runs after a warm-up. Peak MB: the resident memory (CUDA: allocated "
               "memory) that forward+backward adds on top of its inputs, each figure from a fresh process. Memory "
-              "ratio: loop peak / kernel peak. Skipped loop shapes: the loop's memory or time, extrapolated "
-              "from the last measured shape, is over the budget. Where both ran, the kernel's output and "
-              "gradients equal the loop's within rtol 1e-4."]
+              "ratio: loop peak / kernel peak. Skipped loop shapes: the loop's memory or time (a warm-up and "
+              "one run), extrapolated from its largest measured shape, is over the budget, or its "
+              "measurement was stopped at the time budget. Where both ran, the kernel's output and "
+              "gradients equal the loop's within rtol 1e-4, atol 1e-4 x each tensor's largest magnitude."]
     return "\n".join(lines)
 
 
@@ -296,7 +315,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="batch 256, L 50, both d_inner only")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads (default: torch's)")
     parser.add_argument("--memory-budget-gb", type=float, help="skip the loop above this (default: half the available memory)")
-    parser.add_argument("--time-budget-s", type=float, default=60.0, help="skip the loop when one forward+backward is estimated above this")
+    parser.add_argument("--time-budget-s", type=float, default=60.0, help="time budget of one loop measurement (a warm-up and at least one run)")
     args = parser.parse_args()
 
     batches, lengths = ([256], [50]) if args.quick else ([256, 2048], [50, 200, 1000])

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from data_prep.loader import BatchLoader
-from models.mdaf import scan_cpu
+from models.mdaf import cpu_kernels
 from models.mdaf.mamba import Mamba
 from models.registry import build_model
 
@@ -73,7 +73,7 @@ def test_state_dict_round_trip():
 @pytest.mark.parametrize("backend", ["reference", "cpu"])
 def test_padding_is_exact(backend):
     """Outputs at real positions do not change with the amount of (arbitrary) left padding."""
-    if backend == "cpu" and not scan_cpu.available():
+    if backend == "cpu" and not cpu_kernels.available():
         pytest.skip("no C++ compiler")
     torch.manual_seed(0)
     m = Mamba(16, scan_backend=backend).double()
@@ -89,7 +89,7 @@ def test_padding_is_exact(backend):
 
 
 def test_backends_agree_inside_the_mixer():
-    if not scan_cpu.available():
+    if not cpu_kernels.available():
         pytest.skip("no C++ compiler")
     torch.manual_seed(0)
     ref = Mamba(32, scan_backend="reference")

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def test_cuda_backend_matches_reference():
-    inputs = [t.detach().cuda().requires_grad_() for t in scan_inputs(8, 64, 128, 16)]
+    inputs = [t.detach().cuda().requires_grad_() for t in scan_inputs(8, 64, 128, 16)]  # x, dt, A, B, C, D, z
     y_ref = selective_scan(*inputs, backend="reference")
     y = selective_scan(*inputs, backend="cuda")
     dy = torch.randn_like(y)

@@ -1,5 +1,6 @@
-"""The selective-scan back-ends against the per-step reference: gradcheck in float64, tolerance in
-float32 at a realistic shape, thread-count independence, and the dispatcher's choices."""
+"""The selective-scan back-ends against the per-step reference (the scan with Mamba's skip D and
+gate silu(z)): gradcheck in float64, tolerance in float32 at a realistic shape, thread-count
+independence, memory kept for backward, and the dispatcher's choices."""
 from __future__ import annotations
 
 import pytest
@@ -7,14 +8,15 @@ import torch
 import torch.nn.functional as F
 
 from common.errors import MDAFError
-from models.mdaf import scan_cpu
+from models.mdaf import cpu_kernels
 from models.mdaf.selective_scan import resolve_backend, selective_scan, selective_scan_reference
 
-pytestmark = pytest.mark.skipif(not scan_cpu.available(), reason="no C++ compiler: the CPU kernel cannot be built")
+pytestmark = pytest.mark.skipif(not cpu_kernels.available(), reason="no C++ compiler: the CPU kernel cannot be built")
 
 
 def scan_inputs(batch: int, length: int, d_inner: int, d_state: int, dtype=torch.float32, seed: int = 0):
-    """Mamba-like inputs: dt ~ softplus(N(0,1) - 3), A = -exp(log(1..N) + noise)."""
+    """Mamba-like inputs: dt ~ softplus(N(0,1) - 3), A = -exp(log(1..N) + noise), D ~ N(1, 0.1);
+    z is a view of the second half of a wider tensor, as the mixer passes it."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, length, d_inner, generator=g, dtype=dtype)
     dt = F.softplus(torch.randn(batch, length, d_inner, generator=g, dtype=dtype) - 3)
@@ -22,7 +24,9 @@ def scan_inputs(batch: int, length: int, d_inner: int, d_state: int, dtype=torch
     A = -torch.exp(A_log + 0.1 * torch.randn(d_inner, d_state, generator=g, dtype=dtype))
     B = torch.randn(batch, length, d_state, generator=g, dtype=dtype)
     C = torch.randn(batch, length, d_state, generator=g, dtype=dtype)
-    return [t.requires_grad_() for t in (x, dt, A, B, C)]
+    D = 1 + 0.1 * torch.randn(d_inner, generator=g, dtype=dtype)
+    xz = torch.randn(batch, length, 2 * d_inner, generator=g, dtype=dtype).requires_grad_()
+    return [*(t.requires_grad_() for t in (x, dt, A, B, C, D)), xz[..., d_inner:]]
 
 
 def cpu_scan(*args):
@@ -39,17 +43,18 @@ def test_reference_passes_gradcheck_in_float64():
     assert torch.autograd.gradcheck(selective_scan_reference, scan_inputs(2, 6, 3, 4, dtype=torch.float64))
 
 
-def test_cpu_kernel_matches_reference_by_hand_recurrence():
-    """The reference itself against the equations written out for one channel."""
-    x, dt, A, B, C = (t.detach() for t in scan_inputs(1, 4, 1, 3, dtype=torch.float64))
+def test_both_match_the_recurrence_written_out():
+    """The equations of the module doc, by hand, for one channel."""
+    x, dt, A, B, C, D, z = (t.detach() for t in scan_inputs(1, 4, 1, 3, dtype=torch.float64))
     h = torch.zeros(3, dtype=torch.float64)
-    ys = []
+    outs = []
     for t in range(4):
         h = torch.exp(dt[0, t, 0] * A[0]) * h + dt[0, t, 0] * B[0, t] * x[0, t, 0]
-        ys.append((C[0, t] * h).sum())
-    expected = torch.stack(ys)
-    assert torch.allclose(selective_scan_reference(x, dt, A, B, C)[0, :, 0], expected, atol=1e-12)
-    assert torch.allclose(cpu_scan(x, dt, A, B, C)[0, :, 0], expected, atol=1e-12)
+        y = (C[0, t] * h).sum() + D[0] * x[0, t, 0]
+        outs.append(y * z[0, t, 0] * torch.sigmoid(z[0, t, 0]))
+    expected = torch.stack(outs)
+    assert torch.allclose(selective_scan_reference(x, dt, A, B, C, D, z)[0, :, 0], expected, atol=1e-12)
+    assert torch.allclose(cpu_scan(x, dt, A, B, C, D, z)[0, :, 0], expected, atol=1e-12)
 
 
 @pytest.mark.parametrize("shape", [(16, 50, 256, 16), (4, 300, 64, 16)])
@@ -61,14 +66,14 @@ def test_cpu_kernel_matches_reference_in_float32(shape):
     y = cpu_scan(*inputs)
     grads = torch.autograd.grad(y, inputs, dy)
     assert torch.allclose(y, y_ref, rtol=1e-4, atol=1e-4 * y_ref.abs().max().item())
-    for name, g, g_ref in zip(("x", "dt", "A", "B", "C"), grads, grads_ref):
+    for name, g, g_ref in zip(("x", "dt", "A", "B", "C", "D", "z"), grads, grads_ref):
         scale = g_ref.abs().max().item()
         assert torch.allclose(g, g_ref, rtol=1e-3, atol=2e-4 * scale), name
 
 
 def test_result_does_not_depend_on_thread_count():
     inputs = scan_inputs(5, 20, 40, 16, dtype=torch.float64)
-    dy = torch.randn(5, 20, 40, dtype=torch.float64)
+    dy = torch.randn(5, 20, 40, dtype=torch.float64)  # threads 3 > batch rows per thread: uneven shares
     before = torch.get_num_threads()
     results = []
     try:
@@ -84,11 +89,13 @@ def test_result_does_not_depend_on_thread_count():
 
 
 def test_non_contiguous_and_low_precision_inputs():
-    x, dt, A, B, C = scan_inputs(3, 10, 8, 4)
+    x, dt, A, B, C, D, z = scan_inputs(3, 10, 8, 4)
     xt = x.detach().transpose(0, 1).contiguous().transpose(0, 1)  # same values, other strides
-    assert not xt.is_contiguous()
-    assert torch.allclose(cpu_scan(xt, dt, A, B, C), selective_scan_reference(x, dt, A, B, C), atol=1e-5)
-    y16 = cpu_scan(*(t.detach().bfloat16() for t in (x, dt, A, B, C)))
+    zt = z.detach().transpose(0, 1).contiguous().transpose(0, 1)  # rows not evenly spaced: copied
+    assert not xt.is_contiguous() and not zt.is_contiguous()
+    expected = selective_scan_reference(x, dt, A, B, C, D, z)
+    assert torch.allclose(cpu_scan(xt, dt, A, B, C, D, zt), expected, atol=1e-5)
+    y16 = cpu_scan(*(t.detach().bfloat16() for t in (x, dt, A, B, C, D, z)))
     assert y16.dtype == torch.bfloat16 and torch.isfinite(y16).all()
 
 
@@ -105,13 +112,13 @@ def test_dispatcher_choices():
 def test_kernel_build_failure_is_reported(monkeypatch, tmp_path):
     """A missing compiler gives an MDAFError naming the source, not a crash."""
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
-    scan_cpu.load_library.cache_clear()
+    cpu_kernels.load_library.cache_clear()
     try:
         with pytest.raises(MDAFError, match="no C\\+\\+ compiler"):
-            scan_cpu.load_library()
+            cpu_kernels.load_library()
     finally:
         monkeypatch.undo()
-        scan_cpu.load_library.cache_clear()
+        cpu_kernels.load_library.cache_clear()
 
 
 def saved_bytes(fn, inputs) -> int:
@@ -131,7 +138,7 @@ def saved_bytes(fn, inputs) -> int:
 def test_cpu_kernel_saves_only_its_inputs():
     """No (batch, L, d_inner, d_state) state history is kept for backward, unlike the loop."""
     inputs = scan_inputs(4, 64, 32, 16)
-    input_bytes = sum(t.numel() * t.element_size() for t in inputs)
+    input_bytes = sum(t.numel() * t.element_size() for t in inputs[:-1]) + inputs[-1]._base.numel() * 4
     state_history = 4 * 64 * 32 * 16 * 4
     assert saved_bytes(cpu_scan, inputs) <= input_bytes
     assert saved_bytes(selective_scan_reference, inputs) >= state_history

@@ -11,7 +11,9 @@ state dict moves between this module and the CUDA package unchanged:
 Forward, for u (B, L, d_model):
   x, z = split(in_proj(u));  x = silu(causal_conv(x));  (dt, B, C) = split(x_proj(x))
   dt = softplus(dt_proj(dt));  A = -exp(A_log)
-  y = selective_scan(x, dt, A, B, C) + D * x;   out = out_proj(y * silu(z))
+  out = out_proj((selective_scan(x, dt, A, B, C) + D * x) * silu(z))
+The convolution (models/mdaf/causal_conv.py) and the scan with its skip and gate
+(models/mdaf/selective_scan.py) each run on the back-end `scan_backend` resolves to.
 
 Initialisation: A_log[d] = log(1 .. d_state); D = 1; dt_proj.bias = softplus^-1(dt) with dt drawn
 log-uniform in [dt_min, dt_max] (floored at dt_init_floor); dt_proj.weight ~ U(+-dt_rank^-0.5).
@@ -30,7 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.mdaf.selective_scan import selective_scan
+from models.mdaf.causal_conv import causal_conv
+from models.mdaf.selective_scan import resolve_backend, selective_scan
 
 
 class Mamba(nn.Module):
@@ -79,18 +82,11 @@ class Mamba(nn.Module):
 
     def forward(self, u: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """u: (B, L, d_model); mask: (B, L) bool, True at real positions, or None -> (B, L, d_model)."""
-        length = u.shape[1]
-        x, z = self.in_proj(u).chunk(2, dim=-1)  # (B, L, d_inner) each
-        keep = None if mask is None else mask.unsqueeze(-1).to(x.dtype)
-        if keep is not None:
-            x = x * keep
-        x = self.conv1d(x.transpose(1, 2))[..., :length].transpose(1, 2)  # causal: trim the right pad
-        x = F.silu(x)
-        if keep is not None:
-            x = x * keep
+        backend = resolve_backend(self.scan_backend, u.device)
+        x, z = self.in_proj(u).chunk(2, dim=-1)  # (B, L, d_inner) each, views
+        x = causal_conv(x, self.conv1d.weight, self.conv1d.bias, mask, backend)  # masked before and after
         dt, B, C = torch.split(self.x_proj(x), [self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = F.softplus(self.dt_proj(dt))  # (B, L, d_inner)
         A = -torch.exp(self.A_log.float())  # (d_inner, d_state)
-        y = selective_scan(x, dt, A.to(x.dtype), B, C, backend=self.scan_backend)
-        y = y + x * self.D
-        return self.out_proj(y * F.silu(z))
+        y = selective_scan(x, dt, A.to(x.dtype), B, C, self.D, z, backend=backend)
+        return self.out_proj(y)
