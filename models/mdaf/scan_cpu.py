@@ -13,7 +13,7 @@ class CPUSelectiveScan(torch.autograd.Function):
     x, dt, z: (batch, L, d_inner); A: (d_inner, d_state); B, C: (batch, L, d_state); D: (d_inner)
     -> (batch, L, d_inner). z may be a view into a wider tensor (in_proj's output), read in place.
     Memory: the inputs are saved for backward; backward adds (threads, d_inner, d_state) for dA and a
-    per-thread scratch of 2 * L * 32 * d_state values, never (batch, L, d_inner, d_state).
+    per-thread scratch of 2 * L * 64 * d_state values, never (batch, L, d_inner, d_state).
     """
 
     @staticmethod

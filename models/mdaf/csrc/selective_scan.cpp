@@ -7,11 +7,10 @@
 //
 // Shapes (row-major): x, dt, out: (Bsz, L, D) contiguous; z: Bsz * L rows of D with row stride zs
 // (so z can be a view into in_proj's output); Bm, Cm: (Bsz, L, N); A: (D, N); Dv: (D).
-// The state of one batch row, h: (D, N), lives in a per-thread buffer; the innermost loops run over
-// the N state entries of one channel and vectorise (glibc's vector exp, see cpu_kernels.py).
+// The state of one batch row, h: (N, D), lives in a per-thread buffer.
 //
-// Backward, for one batch row and one block of 32 channels: the block's forward states h_t and decays
-// exp(dt_t A) are recomputed into two per-thread scratch buffers of (L, 32, N) values, then a reverse
+// Backward, for one batch row and one block of 64 channels: the block's forward states h_t and decays
+// exp(dt_t A) are recomputed into two per-thread scratch buffers of (L, N, 64) values, then a reverse
 // sweep, with gy_t = dout_t * silu(z_t) the gradient reaching y_t + D x_t, carries
 //   g_t = dL/dh_t = gy_t * C_t + exp(dt_{t+1} * A) * g_{t+1}
 // and reads every gradient off it:
@@ -20,6 +19,7 @@
 //   dz_t  = dout_t (y_t + D x_t) silu'(z_t)      dD   += gy_t x_t
 // dB and dC sum over channels, so a batch row belongs to one thread; dA and dD sum over batch rows,
 // so each thread has its own slice of dA_part / dD_part, summed by the caller.
+// Variable names: D is d_inner (and Dv the skip weights), N is d_state, Bsz the batch.
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -28,60 +28,88 @@
 
 namespace {
 
-constexpr int64_t kBlock = 32;  // channels per backward block
+constexpr int64_t kBlock = 64;  // channels per backward block
 
-template <typename T>
-inline T sigmoid(T v) { return T(1) / (T(1) + std::exp(-v)); }
+// Every loop below runs over channels d, contiguous in memory, with the state laid out (N, channels):
+// the sums over the state become per-channel accumulators, and the loops vectorise (glibc's vector
+// exp). Functions take __restrict__ pointers so GCC knows the arrays do not overlap.
 
-// One channel, one step: h = exp(dt A) h + dt x B; returns C . h. (Separate functions with
-// __restrict__ arguments, so GCC vectorises the loops over n.)
+// A (D, N) -> AT (N, D).
 template <typename T>
-inline T state_step(const T* __restrict__ Ad, const T* __restrict__ Bt, const T* __restrict__ Ct,
-                    T* __restrict__ h, T dtv, T xv, int64_t N) {
-  const T dtx = dtv * xv;
-  T acc = 0;
-  for (int64_t n = 0; n < N; ++n) {
-    h[n] = std::exp(dtv * Ad[n]) * h[n] + dtx * Bt[n];
-    acc += Ct[n] * h[n];
-  }
-  return acc;
+std::vector<T> transposed(const T* A, int64_t D, int64_t N) {
+  std::vector<T> AT(N * D);
+  for (int64_t d = 0; d < D; ++d)
+    for (int64_t n = 0; n < N; ++n) AT[n * D + d] = A[d * N + n];
+  return AT;
 }
 
-// As state_step without the output, recording the decays a[n] = exp(dt A[n]) for the reverse sweep.
+// One position, channels [0, nd): h = exp(dt A) h + dt x B (h: (N, ld) rows), y = C . h.
 template <typename T>
-inline void state_step_recording(const T* __restrict__ Ad, const T* __restrict__ Bt, T* __restrict__ h,
-                                 T* __restrict__ a, T dtv, T xv, int64_t N) {
-  const T dtx = dtv * xv;
+inline void forward_position(const T* __restrict__ AT, int64_t ldA, const T* __restrict__ Bt, const T* __restrict__ Ct,
+                             const T* __restrict__ dt, const T* __restrict__ x, T* __restrict__ h, int64_t ld,
+                             T* __restrict__ dtx, T* __restrict__ y, int64_t nd, int64_t N) {
+  for (int64_t d = 0; d < nd; ++d) {
+    dtx[d] = dt[d] * x[d];
+    y[d] = 0;
+  }
   for (int64_t n = 0; n < N; ++n) {
-    a[n] = std::exp(dtv * Ad[n]);
-    h[n] = a[n] * h[n] + dtx * Bt[n];
+    const T bn = Bt[n], cn = Ct[n];
+    const T* __restrict__ an = AT + n * ldA;
+    T* __restrict__ hn = h + n * ld;
+    for (int64_t d = 0; d < nd; ++d) {
+      hn[d] = std::exp(dt[d] * an[d]) * hn[d] + dtx[d] * bn;
+      y[d] += cn * hn[d];
+    }
   }
 }
 
-// One channel, one step back: g holds exp(dt_{t+1} A) dL/dh_{t+1} and becomes exp(dt_t A) dL/dh_t;
-// adds to dA, dB_t, dC_t; returns y_t = C_t . h_t and writes the scan's parts of dx_t and ddt_t.
+// As forward_position from hprev into h without the output, recording the decays exp(dt A) in a.
 template <typename T>
-inline T reverse_step(const T* __restrict__ Ad, const T* __restrict__ Bt, const T* __restrict__ Ct,
-                      const T* __restrict__ h, const T* __restrict__ hprev, const T* __restrict__ a,
-                      T* __restrict__ g, T* __restrict__ dAd, T* __restrict__ dBt, T* __restrict__ dCt,
-                      T dtv, T xv, T gy, int64_t N, T* dx, T* ddt) {
-  T y = 0, dx_acc = 0, ddt_acc = 0;
+inline void recompute_position(const T* __restrict__ AT, int64_t ldA, const T* __restrict__ Bt,
+                               const T* __restrict__ dt, const T* __restrict__ x, const T* __restrict__ hprev,
+                               T* __restrict__ h, T* __restrict__ a, int64_t nd, int64_t N) {
   for (int64_t n = 0; n < N; ++n) {
-    const T gh = g[n] + gy * Ct[n];  // dL/dh_t
-    y += Ct[n] * h[n];
-    dCt[n] += gy * h[n];
-    dBt[n] += gh * dtv * xv;
-    dx_acc += gh * dtv * Bt[n];
-    ddt_acc += gh * (Ad[n] * a[n] * hprev[n] + Bt[n] * xv);
-    dAd[n] += gh * dtv * a[n] * hprev[n];
-    g[n] = gh * a[n];
+    const T bn = Bt[n];
+    const T* __restrict__ an = AT + n * ldA;
+    for (int64_t d = 0; d < nd; ++d) {
+      const T decay = std::exp(dt[d] * an[d]);
+      a[n * kBlock + d] = decay;
+      h[n * kBlock + d] = decay * hprev[n * kBlock + d] + dt[d] * x[d] * bn;
+    }
   }
-  *dx = dx_acc;
-  *ddt = ddt_acc;
-  return y;
 }
 
-// out_t = (y_t + D x_t) silu(z_t) for one position's channels (a loop that vectorises).
+// One position back, channels [0, nd): g (N, kBlock) holds exp(dt_{t+1} A) dL/dh_{t+1} and becomes
+// exp(dt_t A) dL/dh_t; adds to dAT (N, ldA), dB_t and dC_t; writes y_t and the scan's dx_t, ddt_t.
+template <typename T>
+inline void reverse_position(const T* __restrict__ AT, int64_t ldA, const T* __restrict__ Bt, const T* __restrict__ Ct,
+                             const T* __restrict__ dt, const T* __restrict__ x, const T* __restrict__ gy,
+                             const T* __restrict__ h, const T* __restrict__ hprev, const T* __restrict__ a,
+                             T* __restrict__ g, T* __restrict__ dAT, T* __restrict__ dBt, T* __restrict__ dCt,
+                             T* __restrict__ y, T* __restrict__ dx, T* __restrict__ ddt, int64_t nd, int64_t N) {
+  for (int64_t d = 0; d < nd; ++d) y[d] = dx[d] = ddt[d] = 0;
+  for (int64_t n = 0; n < N; ++n) {
+    const T bn = Bt[n], cn = Ct[n];
+    const T* __restrict__ an = AT + n * ldA;
+    T* __restrict__ dan = dAT + n * ldA;
+    const int64_t o = n * kBlock;
+    T db = 0, dc = 0;
+    for (int64_t d = 0; d < nd; ++d) {
+      const T gh = g[o + d] + gy[d] * cn;  // dL/dh_t
+      y[d] += cn * h[o + d];
+      dc += gy[d] * h[o + d];
+      db += gh * dt[d] * x[d];
+      dx[d] += gh * dt[d] * bn;
+      ddt[d] += gh * (an[d] * a[o + d] * hprev[o + d] + bn * x[d]);
+      dan[d] += gh * dt[d] * a[o + d] * hprev[o + d];
+      g[o + d] = gh * a[o + d];
+    }
+    dBt[n] += db;
+    dCt[n] += dc;
+  }
+}
+
+// out_t = (y_t + D x_t) silu(z_t) for one position's channels.
 template <typename T>
 inline void gate_row(const T* __restrict__ y, const T* __restrict__ x, const T* __restrict__ z,
                      const T* __restrict__ Dv, T* __restrict__ out, int64_t n) {
@@ -110,58 +138,55 @@ inline void gate_grad_out(const T* __restrict__ dout, const T* __restrict__ z, c
 template <typename T, typename Next>
 void forward_rows(const T* x, const T* dt, const T* A, const T* Bm, const T* Cm, const T* Dv,
                   const T* z, int64_t zs, T* out, Next next, int64_t Bsz, int64_t L, int64_t D, int64_t N) {
-  std::vector<T> h(D * N), y(D);
+  const std::vector<T> AT = transposed(A, D, N);
+  std::vector<T> h(N * D), dtx(D), y(D);
   for (int64_t b; (b = next()) < Bsz;) {
     std::fill(h.begin(), h.end(), T(0));
     for (int64_t t = 0; t < L; ++t) {
       const int64_t row = b * L + t;
-      for (int64_t d = 0; d < D; ++d) {
-        y[d] = state_step(A + d * N, Bm + row * N, Cm + row * N, h.data() + d * N, dt[row * D + d], x[row * D + d], N);
-      }
+      forward_position(AT.data(), D, Bm + row * N, Cm + row * N, dt + row * D, x + row * D, h.data(), D,
+                       dtx.data(), y.data(), D, N);
       gate_row(y.data(), x + row * D, z + row * zs, Dv, out + row * D, D);
     }
   }
 }
 
+// dA: this thread's (D, N) slice, written (not added to) at the end.
 template <typename T, typename Next>
 void backward_rows(const T* x, const T* dt, const T* A, const T* Bm, const T* Cm, const T* Dv,
                    const T* z, int64_t zs, const T* dout, T* dx, T* ddt, T* dz, T* dA, T* dD, T* dB, T* dC,
                    Next next, int64_t Bsz, int64_t L, int64_t D, int64_t N) {
-  std::vector<T> H((L + 1) * kBlock * N);  // H[t + 1][j] = h_t of channel d0 + j; H[0] = h_{-1} = 0
-  std::vector<T> decay(L * kBlock * N);    // decay[t][j] = exp(dt_t A) of channel d0 + j
-  std::vector<T> g(kBlock * N), gy(kBlock), y(kBlock);
+  const int64_t S = N * kBlock;  // one position's block of states
+  const std::vector<T> AT = transposed(A, D, N);
+  std::vector<T> dAT(N * D, T(0));
+  std::vector<T> H((L + 1) * S);  // H[t + 1] = h_t of the block; H[0] = h_{-1} = 0
+  std::vector<T> decay(L * S);    // decay[t] = exp(dt_t A) of the block
+  std::vector<T> g(S), gy(kBlock), y(kBlock);
   for (int64_t b; (b = next()) < Bsz;) {
     for (int64_t d0 = 0; d0 < D; d0 += kBlock) {
       const int64_t nd = std::min(kBlock, D - d0);
       // 1. recompute the block's states and decays
-      std::fill(H.begin(), H.begin() + kBlock * N, T(0));
+      std::fill(H.begin(), H.begin() + S, T(0));
       for (int64_t t = 0; t < L; ++t) {
-        const int64_t row = b * L + t;
-        T* Ht = H.data() + (t + 1) * kBlock * N;
-        std::copy(Ht - kBlock * N, Ht, Ht);
-        for (int64_t j = 0; j < nd; ++j) {
-          const int64_t d = d0 + j;
-          state_step_recording(A + d * N, Bm + row * N, Ht + j * N, decay.data() + (t * kBlock + j) * N,
-                               dt[row * D + d], x[row * D + d], N);
-        }
+        const int64_t i0 = (b * L + t) * D + d0;
+        recompute_position(AT.data() + d0, D, Bm + (b * L + t) * N, dt + i0, x + i0, H.data() + t * S,
+                           H.data() + (t + 1) * S, decay.data() + t * S, nd, N);
       }
       // 2. reverse sweep
       std::fill(g.begin(), g.end(), T(0));
       for (int64_t t = L - 1; t >= 0; --t) {
         const int64_t row = b * L + t, i0 = row * D + d0;
-        const T* Ht = H.data() + (t + 1) * kBlock * N;
         gate_grad_in(dout + i0, z + row * zs + d0, gy.data(), nd);
-        for (int64_t j = 0; j < nd; ++j) {
-          const int64_t d = d0 + j, i = i0 + j;
-          y[j] = reverse_step(A + d * N, Bm + row * N, Cm + row * N, Ht + j * N, Ht - kBlock * N + j * N,
-                              decay.data() + (t * kBlock + j) * N, g.data() + j * N, dA + d * N,
-                              dB + row * N, dC + row * N, dt[i], x[i], gy[j], N, dx + i, ddt + i);
-        }
+        reverse_position(AT.data() + d0, D, Bm + row * N, Cm + row * N, dt + i0, x + i0, gy.data(),
+                         H.data() + (t + 1) * S, H.data() + t * S, decay.data() + t * S, g.data(),
+                         dAT.data() + d0, dB + row * N, dC + row * N, y.data(), dx + i0, ddt + i0, nd, N);
         gate_grad_out(dout + i0, z + row * zs + d0, y.data(), x + i0, Dv + d0, gy.data(), dz + i0, dD + d0,
                       dx + i0, nd);
       }
     }
   }
+  for (int64_t d = 0; d < D; ++d)
+    for (int64_t n = 0; n < N; ++n) dA[d * N + n] = dAT[n * D + d];
 }
 
 }  // namespace
