@@ -23,13 +23,17 @@ def one_thread():
 TINY = {"n_users": 400, "impressions_per_user": 20, "behaviors_per_user": 60}
 
 
+def prepared(source: str, seed: int, tmp_path_factory) -> ProcessedDataset:
+    root = tmp_path_factory.mktemp(f"tiny_{source}")
+    raw = ensure_synthetic_raw(source, synthetic_config(seed=seed, **TINY), root=root)
+    prepare(raw, root / "prepared", load_prep_config(source))
+    return ProcessedDataset(root / "prepared")
+
+
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> ProcessedDataset:
     """A prepared synthetic Taobao Ad set of 400 users (about 8K impressions)."""
-    root = tmp_path_factory.mktemp("tiny_taobao_ad")
-    raw = ensure_synthetic_raw("taobao_ad", synthetic_config(seed=11, **TINY), root=root)
-    prepare(raw, root / "prepared", load_prep_config("taobao_ad"))
-    return ProcessedDataset(root / "prepared")
+    return prepared("taobao_ad", 11, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +46,4 @@ def tiny_batch(tiny_dataset) -> dict[str, torch.Tensor]:
 @pytest.fixture(scope="session")
 def tiny_userbehavior(tmp_path_factory) -> ProcessedDataset:
     """A prepared synthetic UserBehavior set of 400 users."""
-    root = tmp_path_factory.mktemp("tiny_userbehavior")
-    raw = ensure_synthetic_raw("userbehavior", synthetic_config(seed=12, **TINY), root=root)
-    prepare(raw, root / "prepared", load_prep_config("userbehavior"))
-    return ProcessedDataset(root / "prepared")
+    return prepared("userbehavior", 12, tmp_path_factory)

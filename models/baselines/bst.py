@@ -27,18 +27,13 @@ import torch
 from torch import nn
 
 from common.errors import MDAFError
-from models.layers.config import EmbeddingConfig
+from models.layers.config import EmbeddingConfig, sequence_embedding
 from models.layers.embedding import FeatureEmbedding, StaticFields, field_spaces
 from models.layers.history import HistoryTokens, history_spaces, n_time_buckets, time_gap_bucket
 from models.layers.mlp import ACTIVATIONS, MLP
 from models.layers.feed_forward import FFN_ACTIVATIONS
 from models.layers.transformer import TransformerEncoder
 from models.output import ModelOutput
-
-
-def default_embedding() -> EmbeddingConfig:
-    """Wide tables for the spaces history and candidate share, 16 for the rest."""
-    return EmbeddingConfig(dim=16, dims={"item": 64, "cate": 32, "brand": 32})
 
 
 @dataclass
@@ -56,7 +51,7 @@ class BSTConfig:
     """
 
     timeline: str = "behavior"
-    embedding: EmbeddingConfig = field(default_factory=default_embedding)
+    embedding: EmbeddingConfig = field(default_factory=sequence_embedding)
     fields: list[str] | None = None
     hidden: int = 128
     n_layers: int = 1

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from common.errors import MDAFError
-from models.layers.config import EmbeddingConfig
+from models.layers.config import EmbeddingConfig, sequence_embedding
 from models.layers.embedding import FeatureEmbedding, StaticFields, field_spaces
 from models.layers.history import HistoryTokens, history_spaces
 from models.layers.mlp import ACTIVATIONS, MLP
@@ -46,9 +46,7 @@ class DINConfig:
     """
 
     timeline: str = "behavior"
-    embedding: EmbeddingConfig = field(
-        default_factory=lambda: EmbeddingConfig(dim=16, dims={"item": 64, "cate": 32, "brand": 32})
-    )
+    embedding: EmbeddingConfig = field(default_factory=sequence_embedding)
     fields: list[str] | None = None
     attention: list[int] = field(default_factory=lambda: [80, 40])
     mlp: list[int] = field(default_factory=lambda: [200, 80])

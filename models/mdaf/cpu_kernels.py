@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 CSRC = Path(__file__).with_name("csrc")
 SOURCES = [CSRC / "selective_scan.cpp", CSRC / "causal_conv.cpp"]
-HEADERS = [CSRC / "parallel_rows.h"]
+HEADERS = [CSRC / "parallel_rows.h", CSRC / "transposed.h"]
 COMPILE_FLAGS = ["-O3", "-march=native", "-ffast-math", "-fPIC", "-std=c++17"]
 LINK_FLAGS = ["-shared", "-pthread", "-lm"]
 SUFFIX = {torch.float32: "f32", torch.float64: "f64"}

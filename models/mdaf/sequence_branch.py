@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from common.errors import MDAFError
-from models.layers.config import EmbeddingConfig
+from models.layers.config import EmbeddingConfig, sequence_embedding
 from models.layers.embedding import FeatureEmbedding
 from models.layers.gru import MaskedGRU
 from models.layers.history import HistoryTokens, history_spaces, n_time_buckets, time_gap_bucket
@@ -28,10 +28,6 @@ from models.mdaf.mamba4rec import Mamba4RecEncoder
 
 ENCODERS = ("mamba", "transformer", "gru")
 MAX_TIME_GAP_S = 32 * 86400.0
-
-
-def sequence_embedding() -> EmbeddingConfig:
-    return EmbeddingConfig(dim=16, dims={"item": 64, "cate": 32, "brand": 32})
 
 
 @dataclass

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "parallel_rows.h"
+#include "transposed.h"
 
 namespace {
 
@@ -32,14 +33,6 @@ void preactivation(const T* x, int64_t xs, const uint8_t* mask, const T* __restr
     const T* __restrict__ wk = wT + k * D;
     for (int64_t d = 0; d < D; ++d) pre[d] += wk[d] * xr[d];
   }
-}
-
-template <typename T>
-std::vector<T> transposed(const T* w, int64_t D, int64_t K) {
-  std::vector<T> wT(K * D);
-  for (int64_t d = 0; d < D; ++d)
-    for (int64_t k = 0; k < K; ++k) wT[k * D + d] = w[d * K + k];
-  return wT;
 }
 
 template <typename T, typename Next>

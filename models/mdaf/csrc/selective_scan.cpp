@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "parallel_rows.h"
+#include "transposed.h"
 
 namespace {
 
@@ -33,15 +34,6 @@ constexpr int64_t kBlock = 64;  // channels per backward block
 // Every loop below runs over channels d, contiguous in memory, with the state laid out (N, channels):
 // the sums over the state become per-channel accumulators, and the loops vectorise (glibc's vector
 // exp). Functions take __restrict__ pointers so GCC knows the arrays do not overlap.
-
-// A (D, N) -> AT (N, D).
-template <typename T>
-std::vector<T> transposed(const T* A, int64_t D, int64_t N) {
-  std::vector<T> AT(N * D);
-  for (int64_t d = 0; d < D; ++d)
-    for (int64_t n = 0; n < N; ++n) AT[n * D + d] = A[d * N + n];
-  return AT;
-}
 
 // One position, channels [0, nd): h = exp(dt A) h + dt x B (h: (N, ld) rows), y = C . h.
 template <typename T>
