@@ -3,22 +3,28 @@
     python benchmarks/bench_scan.py                 # batch {256, 2048} x L {50, 200, 1000} x d_inner {128, 256}
     python benchmarks/bench_scan.py --quick         # batch 256, L 50 only: a smoke run
 
-What: y = selective_scan(x, dt, A, B, C) (models/mdaf/selective_scan.py), then the gradients of
-loss = (y * g).sum() for all five inputs, with d_state 16 in float32 and Mamba-like inputs:
+What: out = selective_scan(x, dt, A, B, C, D, z) (models/mdaf/selective_scan.py), the scan with
+Mamba's skip and gate, (scan(x, dt, A, B, C) + D*x) * silu(z), then the gradients of
+loss = (out * g).sum() for all seven inputs, with d_state 16 in float32 and Mamba-like inputs:
 x, B, C ~ N(0, 1), dt = softplus(N(0, 1) - 3) (about 0.05), A = -exp(A_log) with A_log = log(1..16)
-in every channel, g a fixed random tensor.
+in every channel, D ~ N(1, 0.1) (Mamba initialises it to 1; the spread tells the channels apart),
+z the second half of a (batch, L, 2*d_inner) N(0, 1) leaf, a view as the mixer passes it (in_proj's
+output split in two; its gradient is the wider leaf's), g a fixed random tensor.
 
 Baseline: the best plain-PyTorch form, a per-step loop computing exp(dt*A) and dt*B*x on the fly
-(REFERENCES.md section 3). Three honest variants of it race at the smallest shape, the repo's
-`selective_scan_reference` (the "reference" back-end) among them, and the fastest is the loop at every
-shape. Figures are ratios against it, measured in the same run, since the machines are noisy.
+(the form docs/models.md names as the reference back-end), then the skip and gate applied after the loop, as the reference does, so
+every back-end and variant computes the same function. Three honest variants of it race at the
+smallest shape, the repo's `selective_scan_reference` (the "reference" back-end) among them, and the
+fastest is the loop at every shape. Figures are ratios against it, measured in the same run, since
+the machines are noisy.
 
 Time: the best of up to 3 runs after one warm-up run, as many as fit in about 10 s (at least one).
 Memory: every (back-end, shape) is measured in a fresh spawned process, which builds the inputs,
-warms up at a tiny shape (loading the kernel, starting the thread pools), then resets its peak resident
-memory (writing 5 to /proc/self/clear_refs sets VmHWM to the current VmRSS) and reads VmRSS. The peak
-is VmHWM after the runs minus that VmRSS: what forward+backward adds on top of the inputs, its outputs
-and gradients included. On CUDA, torch.cuda's peak allocated bytes are used the same way.
+warms up at a tiny shape (loading the kernel, starting the thread pools), then resets its peak
+resident memory (writing 5 to /proc/self/clear_refs sets VmHWM to the current VmRSS) and reads VmRSS.
+The peak is VmHWM after the runs minus that VmRSS: what forward+backward adds on top of the inputs,
+its outputs and gradients included. On CUDA, torch.cuda's peak allocated bytes are used the same way.
+The machinery is benchmarks/measure.py's, shared with bench_encoders.py.
 The loop keeps two (batch, d_inner, d_state) tensors per step for backward, so its memory and time
 are estimated before each shape by extrapolating its largest measured shape so far (at first, the
 race's) linearly in batch*L*d_inner; a shape is skipped when either exceeds its budget. The loop
@@ -30,25 +36,18 @@ Writes benchmarks/results/bench_scan.md (not with --quick).
 """
 from __future__ import annotations
 
-import argparse
-import datetime
 import importlib
 import itertools
-import multiprocessing
-import os
-import platform
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from functools import partial
-from multiprocessing.connection import Connection
 from pathlib import Path
 
-import psutil
 import torch
 import torch.nn.functional as F
 
+from measure import RunStart, argument_parser, memory_budget, publish, read_peak, reset_peak, run_fresh
 from models.mdaf.selective_scan import selective_scan
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,7 +75,13 @@ class Measurement:
     peak_mb: float
 
 
-def loop_mul_sum(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
+def skip_and_gate(y: torch.Tensor, x: torch.Tensor, D: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """(y + D*x) * silu(z): the skip and gate after a loop's scan, as `selective_scan_reference` applies them."""
+    return (y + D * x) * F.silu(z)
+
+
+def loop_mul_sum(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
+                 D: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """The per-step loop with y_t = sum_n h_t * C_t (a broadcast product and a sum instead of bmm)."""
     batch, length, d_inner = x.shape
     h = x.new_zeros(batch, d_inner, A.shape[1])
@@ -85,10 +90,11 @@ def loop_mul_sum(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Te
         dt_t = dt[:, t, :, None]
         h = torch.exp(dt_t * A) * h + (dt_t * x[:, t, :, None]) * B[:, t, None, :]
         ys.append((h * C[:, t, None, :]).sum(-1))
-    return torch.stack(ys, dim=1)
+    return skip_and_gate(torch.stack(ys, dim=1), x, D, z)
 
 
-def loop_dtx_outside(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
+def loop_dtx_outside(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
+                     D: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """The per-step loop with dt*x formed once for all steps before the loop (y by bmm)."""
     batch, length, d_inner = x.shape
     dtx = (dt * x).unsqueeze(-1)  # (batch, L, d_inner, 1)
@@ -97,7 +103,7 @@ def loop_dtx_outside(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torc
     for t in range(length):
         h = torch.exp(dt[:, t, :, None] * A) * h + dtx[:, t] * B[:, t, None, :]
         ys.append(torch.bmm(h, C[:, t, :, None]).squeeze(-1))
-    return torch.stack(ys, dim=1)
+    return skip_and_gate(torch.stack(ys, dim=1), x, D, z)
 
 
 LOOPS = {
@@ -120,7 +126,8 @@ def kernel_availability() -> dict[str, str | None]:
 
 
 def make_inputs(shape: Shape, device: str) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """([x, dt, A, B, C] as leaves requiring grad, g), the same for every back-end (seed 0)."""
+    """([x, dt, A, B, C, D, xz] as leaves requiring grad, g), the same for every back-end (seed 0);
+    xz is (batch, L, 2*d_inner), and z is its second half."""
     gen = torch.Generator().manual_seed(0)
     b, length, d = shape.batch, shape.length, shape.d_inner
     x = torch.randn(b, length, d, generator=gen)
@@ -128,37 +135,21 @@ def make_inputs(shape: Shape, device: str) -> tuple[list[torch.Tensor], torch.Te
     A = -torch.exp(torch.log(torch.arange(1, D_STATE + 1, dtype=torch.float32)).repeat(d, 1))
     B = torch.randn(b, length, D_STATE, generator=gen)
     C = torch.randn(b, length, D_STATE, generator=gen)
+    D = 1 + 0.1 * torch.randn(d, generator=gen)
+    xz = torch.randn(b, length, 2 * d, generator=gen)
     g = torch.randn(b, length, d, generator=gen)
-    return [t.to(device).requires_grad_() for t in (x, dt, A, B, C)], g.to(device)
+    return [t.to(device).requires_grad_() for t in (x, dt, A, B, C, D, xz)], g.to(device)
 
 
 def forward_backward(impl: str, leaves: list[torch.Tensor], g: torch.Tensor) -> tuple[float, list[torch.Tensor]]:
-    """(seconds, [y, dx, ddt, dA, dB, dC]) of loss = (y * g).sum()."""
+    """(seconds, [out, dx, ddt, dA, dB, dC, dD, dxz]) of loss = (out * g).sum()."""
+    *inputs, xz = leaves
     began = time.perf_counter()
-    y = IMPLEMENTATIONS[impl](*leaves)
-    grads = torch.autograd.grad((y * g).sum(), leaves)
-    if y.is_cuda:
+    out = IMPLEMENTATIONS[impl](*inputs, xz[..., g.shape[-1]:])  # z: a view, as the mixer passes it
+    grads = torch.autograd.grad((out * g).sum(), leaves)
+    if out.is_cuda:
         torch.cuda.synchronize()
-    return time.perf_counter() - began, [y.detach(), *grads]
-
-
-def _status_bytes(key: str) -> int:
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) * 1024 for line in status if line.startswith(key + ":"))
-
-
-def reset_peak(device: str) -> int:
-    """Start a fresh peak; returns the memory in use now (resident bytes, or CUDA bytes allocated)."""
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-        return torch.cuda.memory_allocated()
-    with open("/proc/self/clear_refs", "w") as clear_refs:
-        clear_refs.write("5")
-    return _status_bytes("VmRSS")
-
-
-def read_peak(device: str) -> int:
-    return torch.cuda.max_memory_allocated() if device == "cuda" else _status_bytes("VmHWM")
+    return time.perf_counter() - began, [out.detach(), *grads]
 
 
 def measure(impl: str, shape: Shape, device: str, threads: int, save_to: Path | None) -> Measurement:
@@ -180,31 +171,15 @@ def measure(impl: str, shape: Shape, device: str, threads: int, save_to: Path | 
     return Measurement(min(times), peak / 2**20)
 
 
-def _measure_and_send(send: Connection, *args) -> None:
-    send.send(measure(*args))
-
-
-def run_fresh(impl: str, shape: Shape, device: str, threads: int, save_to: Path | None = None,
-              timeout: float | None = None) -> Measurement | None:
+def measure_fresh(impl: str, shape: Shape, device: str, threads: int, save_to: Path | None = None,
+                  timeout: float | None = None) -> Measurement | None:
     """`measure` in a freshly spawned process; None when it is stopped after `timeout` seconds."""
-    context = multiprocessing.get_context("spawn")
-    receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_measure_and_send, args=(send, impl, shape, device, threads, save_to))
-    child.start()
-    send.close()
-    try:
-        return receive.recv() if receive.poll(timeout) else None
-    except EOFError:  # the child died: its traceback is above, or it was killed for memory
-        child.join()
-        raise SystemExit(f"measuring {impl!r} at {shape} failed (exit code {child.exitcode})") from None
-    finally:
-        child.kill()
-        child.join()
+    return run_fresh(f"measuring {impl!r} at {shape}", measure, impl, shape, device, threads, save_to, timeout=timeout)
 
 
 def check_equal(loop_file: Path, kernel_file: Path, kernel: str, shape: Shape) -> None:
     """Stop the benchmark unless the kernel's output and gradients equal the loop's (float32)."""
-    names = ("y", "dx", "ddt", "dA", "dB", "dC")
+    names = ("out", "dx", "ddt", "dA", "dB", "dC", "dD", "dz (of the wider leaf)")
     for name, want, got in zip(names, torch.load(loop_file), torch.load(kernel_file)):
         try:
             torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4 * want.abs().max().item())
@@ -212,18 +187,11 @@ def check_equal(loop_file: Path, kernel_file: Path, kernel: str, shape: Shape) -
             raise SystemExit(f"{kernel} kernel differs from the loop in {name} at {shape}:\n{exc}")
 
 
-def memory_budget(device: str) -> float:
-    """Default memory budget for one loop measurement: half the memory available now, in bytes."""
-    if device == "cuda":
-        return torch.cuda.mem_get_info()[0] / 2
-    return psutil.virtual_memory().available / 2
-
-
 def bench_device(device: str, kernel: str, shapes: list[Shape], threads: int, mem_budget: float,
                  time_budget: float, work: Path) -> tuple[str, dict[Shape, dict]]:
     """(winning loop, {shape: {"loop": Measurement | skip reason, kernel: Measurement}}) on `device`."""
     smallest = min(shapes, key=lambda s: s.size)
-    contest = {name: run_fresh(name, smallest, device, threads) for name in LOOPS}
+    contest = {name: measure_fresh(name, smallest, device, threads) for name in LOOPS}
     for name, m in contest.items():
         print(f"loop variant {name!r} at {smallest}: {m.seconds:.3f} s, peak {m.peak_mb:.0f} MB", flush=True)
     baseline = min(contest, key=lambda name: contest[name].seconds)
@@ -238,12 +206,12 @@ def bench_device(device: str, kernel: str, shapes: list[Shape], threads: int, me
         est_bytes, est_seconds = last[1].peak_mb * 2**20 * scale, 2 * last[1].seconds * scale
         if est_bytes > mem_budget or est_seconds > time_budget:
             loop = f"skipped: needs ~{est_bytes / 2**30:.1f} GB / ~{est_seconds:.0f} s"
-        elif (measured := run_fresh(baseline, shape, device, threads, loop_file, time_budget)) is None:
+        elif (measured := measure_fresh(baseline, shape, device, threads, loop_file, time_budget)) is None:
             loop = f"skipped: stopped at the {time_budget:g} s time budget"
         else:
             loop, last = measured, (shape, measured)
         checked = isinstance(loop, Measurement)
-        rows[shape] = {"loop": loop, kernel: run_fresh(kernel, shape, device, threads, kernel_file if checked else None)}
+        rows[shape] = {"loop": loop, kernel: measure_fresh(kernel, shape, device, threads, kernel_file if checked else None)}
         if checked:
             check_equal(loop_file, kernel_file, kernel, shape)
         print(describe(shape, rows[shape], kernel), flush=True)
@@ -280,7 +248,8 @@ def verdict(rows: dict[Shape, dict], kernel: str) -> list[str]:
 
 
 def render(header: list[str], sections: list[tuple[str, str, str, dict[Shape, dict]]], unavailable: list[str]) -> str:
-    lines = ["# bench_scan: selective scan, forward+backward, d_state 16, float32", "", *header, ""]
+    lines = ["# bench_scan: selective scan with skip and gate, (scan + D*x) * silu(z), forward+backward, "
+             "d_state 16, float32", "", *header, ""]
     for device, kernel, baseline, rows in sections:
         lines += [f"## `{kernel}` kernel on {device}; loop: {baseline}", "",
                   "| batch | L | d_inner | loop s | loop peak MB | kernel s | kernel peak MB | speed-up (loop/kernel) | memory ratio |",
@@ -305,22 +274,14 @@ def render(header: list[str], sections: list[tuple[str, str, str, dict[Shape, di
     return "\n".join(lines)
 
 
-def cpu_model() -> str:
-    with open("/proc/cpuinfo") as cpuinfo:
-        return next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), platform.machine())
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="batch 256, L 50, both d_inner only")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads (default: torch's)")
-    parser.add_argument("--memory-budget-gb", type=float, help="skip the loop above this (default: half the available memory)")
+    parser = argument_parser(__doc__, quick="batch 256, L 50, both d_inner only", limited="the loop")
     parser.add_argument("--time-budget-s", type=float, default=60.0, help="time budget of one loop measurement (a warm-up and at least one run)")
     args = parser.parse_args()
 
     batches, lengths = ([256], [50]) if args.quick else ([256, 2048], [50, 200, 1000])
     shapes = [Shape(*s) for s in itertools.product(batches, lengths, [128, 256])]
-    began, load_before = time.perf_counter(), os.getloadavg()
+    start = RunStart()
     availability = kernel_availability()
     unavailable = [f"`{k}` back-end: not available ({why})." for k, why in availability.items() if why]
     print(*unavailable, sep="\n", flush=True)
@@ -329,23 +290,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         for kernel in (k for k, why in availability.items() if why is None):
             device = "cuda" if kernel == "cuda" else "cpu"
-            budget = args.memory_budget_gb * 2**30 if args.memory_budget_gb else memory_budget(device)
+            budget = memory_budget(device, args.memory_budget_gb)
             print(f"{kernel} kernel on {device}: loop memory budget {budget / 2**30:.1f} GB, "
                   f"time budget {args.time_budget_s:g} s", flush=True)
             baseline, rows = bench_device(device, kernel, shapes, args.threads, budget, args.time_budget_s, Path(work))
             sections.append((device, kernel, baseline, rows))
 
-    load_after = os.getloadavg()
-    command = " ".join(["python benchmarks/bench_scan.py", *sys.argv[1:]])
-    header = [f"Machine: {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads. "
-              f"Date: {datetime.date.today()}. Command: `{command}`.",
-              f"Load average (1, 5, 15 min): {', '.join(f'{v:.2f}' for v in load_before)} at the start, "
-              f"{', '.join(f'{v:.2f}' for v in load_after)} at the end. Total run time {time.perf_counter() - began:.0f} s."]
-    report = render(header, sections, unavailable)
-    print(report)
-    if not args.quick:  # a smoke run leaves the results file alone
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(report + "\n")
+    publish(render(start.header(args.threads), sections, unavailable), RESULTS, write=not args.quick)
 
 
 if __name__ == "__main__":
