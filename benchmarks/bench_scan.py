@@ -12,8 +12,8 @@ z the second half of a (batch, L, 2*d_inner) N(0, 1) leaf, a view as the mixer p
 output split in two; its gradient is the wider leaf's), g a fixed random tensor.
 
 Baseline: the best plain-PyTorch form, a per-step loop computing exp(dt*A) and dt*B*x on the fly
-(the form docs/models.md names as the reference back-end), then the skip and gate applied after the loop, as the reference does, so
-every back-end and variant computes the same function. Three honest variants of it race at the
+(the "reference" back-end's form), then the skip and gate applied after the loop, as the reference
+does, so every back-end and variant computes the same function. Three honest variants of it race at the
 smallest shape, the repo's `selective_scan_reference` (the "reference" back-end) among them, and the
 fastest is the loop at every shape. Figures are ratios against it, measured in the same run, since
 the machines are noisy.
