@@ -2,6 +2,7 @@
 
     python benchmarks/bench_encoders.py             # L {50, 200, 1000, 2000} at batch 8, and L 50 at batch 256
     python benchmarks/bench_encoders.py --quick     # L 50 and 200 only: a smoke run
+    python benchmarks/bench_encoders.py --dropout 0 # both encoders without dropout (inference-like)
 
 What: one training step of models/mdaf/sequence_branch.py's SequenceBranch (tokens, projection,
 encoder, target attention) under a Linear(out_dim -> 1) head: forward, BCE-with-logits loss,
@@ -22,7 +23,8 @@ One extra row: batch 256 at L 50, the throughput at a usual training batch.
 The dropout includes the transformer's attention dropout, with which torch's CPU
 scaled_dot_product_attention takes its math path (the (batch, heads, L, L) weights and dropout mask
 materialised); without dropout it takes a fused kernel whose memory grows linearly in L, and the
-transformer is far faster at long L. The figures are those of training with dropout, as configured.
+transformer is far faster at long L. The default figures are those of training with dropout, as
+configured; `--dropout 0` measures the other case, into bench_encoders_dropout0.md.
 
 Time: after a tiny step (batch 2, L 4) and 2 warm-up steps, the best of 2 to 5 steps, as many as
 fit in about 10 s by the second warm-up step. Seq/s: batch / that time.
@@ -39,7 +41,7 @@ Writes benchmarks/results/bench_encoders.md (not with --quick).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -128,13 +130,13 @@ def measure(cfg: SequenceConfig, shape: Shape, threads: int) -> Measurement:
     return Measurement(min(times), (read_peak("cpu") - in_use) / 2**20)
 
 
-def bench(shapes: list[Shape], threads: int, budget: float) -> dict[Shape, dict[str, Measurement | str]]:
+def bench(encoders: dict[str, SequenceConfig], shapes: list[Shape], threads: int, budget: float) -> dict[Shape, dict[str, Measurement | str]]:
     """{shape: {encoder: Measurement, or the reason it was skipped}}, shapes in the order given."""
     rows: dict[Shape, dict[str, Measurement | str]] = {}
     last: dict[str, tuple[Shape, Measurement]] = {}  # each encoder's last measured shape, for extrapolation
     for shape in shapes:
         row: dict[str, Measurement | str] = {}
-        for name, cfg in ENCODERS.items():
+        for name, cfg in encoders.items():
             if cfg.encoder == "transformer" and name in last:
                 before, m = last[name]
                 estimate = m.peak_mb * 2**20 * shape.batch / before.batch * (shape.length / before.length) ** 2
@@ -188,7 +190,7 @@ def verdict(rows: dict[Shape, dict[str, Measurement | str]]) -> list[str]:
     return lines
 
 
-def render(header: list[str], rows: dict[Shape, dict[str, Measurement | str]], budget: float) -> str:
+def render(header: list[str], rows: dict[Shape, dict[str, Measurement | str]], budget: float, dropout: float) -> str:
     lines = ["# bench_encoders: sequential-branch training step, Mamba vs transformer, hidden 128, float32, CPU",
              "", *header, "",
              "| L | batch | " + " | ".join(f"{name} seq/s | peak MB" for name in ENCODERS) + " | "
@@ -210,14 +212,22 @@ def render(header: list[str], rows: dict[Shape, dict[str, Measurement | str]], b
               f"the baseline's, at the same batch. Skipped: the shape's memory, extrapolated from the "
               f"encoder's last measured shape (linearly in batch, quadratically in L), is over the "
               f"{budget / 2**30:.1f} GB budget. Full-length histories (no padding), small vocabularies "
-              f"({VOCAB} cates and brands), dropout on (training mode). The transformer's attention dropout "
-              "makes torch's CPU attention take its math path, (batch, heads, L, L) weights and dropout mask "
-              "materialised; without dropout a fused kernel runs, with memory linear in L."]
+              f"({VOCAB} cates and brands), dropout {dropout} (training mode). With dropout, the transformer's "
+              "attention dropout makes torch's CPU attention take its math path, (batch, heads, L, L) weights "
+              "and dropout mask materialised; without dropout a fused kernel runs, with memory linear in L."]
     return "\n".join(lines)
 
 
 def main() -> None:
-    args = argument_parser(__doc__, quick="L 50 and 200 only", limited="a transformer shape").parse_args()
+    parser = argument_parser(__doc__, quick="L 50 and 200 only", limited="a transformer shape")
+    parser.add_argument("--dropout", type=float, help="dropout of both encoders (default: the configs' "
+                        f"{ENCODERS[MAMBA].dropout}); the results go to bench_encoders_dropout<value>.md")
+    args = parser.parse_args()
+    encoders = ENCODERS if args.dropout is None else {
+        name: replace(cfg, dropout=args.dropout) for name, cfg in ENCODERS.items()
+    }
+    dropout = encoders[MAMBA].dropout
+    results = RESULTS if args.dropout is None else RESULTS.with_name(f"bench_encoders_dropout{args.dropout:g}.md")
 
     lengths = LENGTHS[:2] if args.quick else LENGTHS
     shapes = sorted([Shape(50, WIDE_BATCH), *(Shape(length, BATCH) for length in lengths)])
@@ -225,8 +235,8 @@ def main() -> None:
     budget = memory_budget("cpu", args.memory_budget_gb)
     print(f"batch {BATCH} (and {WIDE_BATCH} at L 50), {args.threads} threads, transformer memory budget "
           f"{budget / 2**30:.1f} GB", flush=True)
-    rows = bench(shapes, args.threads, budget)
-    publish(render(start.header(args.threads), rows, budget), RESULTS, write=not args.quick)
+    rows = bench(encoders, shapes, args.threads, budget)
+    publish(render(start.header(args.threads), rows, budget, dropout), results, write=not args.quick)
 
 
 if __name__ == "__main__":
