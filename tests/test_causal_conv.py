@@ -55,3 +55,20 @@ def test_output_is_causal_and_zero_at_pads():
     again = causal_conv(changed, weight.detach(), bias.detach(), mask, "cpu")
     assert torch.equal(again[:, :8], out[:, :8])  # the future does not reach the past
     assert not torch.allclose(again[:, 8:], out[:, 8:])
+
+
+def test_kernel_is_bitwise_the_same_for_any_thread_count():
+    xz, weight, bias, mask = conv_inputs(37, 30, 64, dtype=torch.float32)
+    dout = torch.randn(37, 30, 64)
+    before = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2, 3, 2, 2):
+            torch.set_num_threads(threads)
+            out = causal_conv(xz[..., :64], weight, bias, mask, "cpu")
+            results.append([out, *torch.autograd.grad(out, (xz, weight, bias), dout)])
+    finally:
+        torch.set_num_threads(before)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert torch.equal(a, b)

@@ -93,3 +93,24 @@ def test_model_runs_on_userbehavior(tiny_userbehavior, path):
     out = model(batch)
     assert out.logit.shape == (32,) and torch.isfinite(out.logit).all()
     out.logit.sum().backward()
+
+
+def test_training_is_reproducible_bit_for_bit_on_cpu(tiny_dataset, tiny_batch):
+    """Same seed, same batches -> the same weights, with the C++ kernels on 2 threads."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        states = []
+        for _ in range(2):
+            torch.manual_seed(0)
+            model = build_model(load_yaml(CONFIGS[0].with_name("mdaf.yaml")), tiny_dataset.meta)
+            opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+            for _ in range(3):
+                opt.zero_grad()
+                model_loss(model(tiny_batch), tiny_batch["label"], 0.05, "tri_bce").backward()
+                opt.step()
+            states.append(model.state_dict())
+    finally:
+        torch.set_num_threads(before)
+    for name, value in states[0].items():
+        assert torch.equal(value, states[1][name]), name

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from models.mdaf.cpu_kernels import SUFFIX, as_rows, kernel
+from models.mdaf.cpu_kernels import ROWS_PER_CHUNK, SUFFIX, as_rows, kernel, n_chunks
 
 
 def causal_conv_reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, mask: torch.Tensor | None) -> torch.Tensor:
@@ -38,7 +38,7 @@ class CPUCausalConv(torch.autograd.Function):
         out = x.new_empty(batch, length, d_inner)
         kernel("mdaf_conv_fwd", x.dtype)(
             x.data_ptr(), x_stride, None if mask is None else mask.data_ptr(), w.data_ptr(), bias.data_ptr(),
-            out.data_ptr(), batch, length, d_inner, w.shape[1], torch.get_num_threads(),
+            out.data_ptr(), ROWS_PER_CHUNK, batch, length, d_inner, w.shape[1], torch.get_num_threads(),
         )
         ctx.save_for_backward(x, w, bias, mask)
         ctx.x_stride, ctx.weight_shape = x_stride, weight.shape
@@ -50,13 +50,13 @@ class CPUCausalConv(torch.autograd.Function):
         x, w, bias, mask = ctx.saved_tensors
         dout = dout.contiguous()
         batch, length, d_inner = x.shape
-        threads = torch.get_num_threads()
+        chunks = n_chunks(batch)
         dx = x.new_empty(batch, length, d_inner)
-        dw_part, dbias_part = x.new_zeros(threads, *w.shape), x.new_zeros(threads, d_inner)
+        dw_part, dbias_part = x.new_zeros(chunks, *w.shape), x.new_zeros(chunks, d_inner)
         kernel("mdaf_conv_bwd", x.dtype)(
             x.data_ptr(), ctx.x_stride, None if mask is None else mask.data_ptr(), w.data_ptr(), bias.data_ptr(),
             dout.data_ptr(), dx.data_ptr(), dw_part.data_ptr(), dbias_part.data_ptr(),
-            batch, length, d_inner, w.shape[1], threads,
+            ROWS_PER_CHUNK, batch, length, d_inner, w.shape[1], torch.get_num_threads(),
         )
         return dx, dw_part.sum(0).reshape(ctx.weight_shape), dbias_part.sum(0), None
 

@@ -33,17 +33,18 @@ log = logging.getLogger(__name__)
 
 CSRC = Path(__file__).with_name("csrc")
 SOURCES = [CSRC / "selective_scan.cpp", CSRC / "causal_conv.cpp"]
-HEADERS = [CSRC / "parallel_rows.h", CSRC / "transposed.h"]
+HEADERS = [CSRC / "parallel_chunks.h", CSRC / "transposed.h"]
+ROWS_PER_CHUNK = 8  # batch rows per work item; sums over rows have one partial per chunk (deterministic)
 COMPILE_FLAGS = ["-O3", "-march=native", "-ffast-math", "-fPIC", "-std=c++17"]
 LINK_FLAGS = ["-shared", "-pthread", "-lm"]
 SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 
 _P, _I64, _I32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
 SIGNATURES = {  # name -> ctypes argument types
-    "mdaf_scan_fwd": [_P] * 7 + [_I64, _P] + [_I64] * 4 + [_I32],
-    "mdaf_scan_bwd": [_P] * 7 + [_I64] + [_P] * 8 + [_I64] * 4 + [_I32],
-    "mdaf_conv_fwd": [_P, _I64] + [_P] * 4 + [_I64] * 4 + [_I32],
-    "mdaf_conv_bwd": [_P, _I64] + [_P] * 7 + [_I64] * 4 + [_I32],
+    "mdaf_scan_fwd": [_P] * 7 + [_I64, _P] + [_I64] * 5 + [_I32],
+    "mdaf_scan_bwd": [_P] * 7 + [_I64] + [_P] * 8 + [_I64] * 5 + [_I32],
+    "mdaf_conv_fwd": [_P, _I64] + [_P] * 4 + [_I64] * 5 + [_I32],
+    "mdaf_conv_bwd": [_P, _I64] + [_P] * 7 + [_I64] * 5 + [_I32],
 }
 
 
@@ -109,6 +110,11 @@ def available() -> bool:
 def kernel(name: str, dtype: torch.dtype):
     """The function `name` (a key of SIGNATURES) for `dtype` (float32 or float64)."""
     return getattr(load_library(), f"{name}_{SUFFIX[dtype]}")
+
+
+def n_chunks(batch: int) -> int:
+    """Chunks of ROWS_PER_CHUNK batch rows: the leading size of the kernels' partial-sum buffers."""
+    return -(-batch // ROWS_PER_CHUNK)
 
 
 def as_rows(t: torch.Tensor) -> tuple[torch.Tensor, int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-from models.mdaf.cpu_kernels import as_rows, kernel
+from models.mdaf.cpu_kernels import ROWS_PER_CHUNK, as_rows, kernel, n_chunks
 
 
 class CPUSelectiveScan(torch.autograd.Function):
@@ -12,8 +12,9 @@ class CPUSelectiveScan(torch.autograd.Function):
 
     x, dt, z: (batch, L, d_inner); A: (d_inner, d_state); B, C: (batch, L, d_state); D: (d_inner)
     -> (batch, L, d_inner). z may be a view into a wider tensor (in_proj's output), read in place.
-    Memory: the inputs are saved for backward; backward adds (threads, d_inner, d_state) for dA and a
-    per-thread scratch of 2 * L * 64 * d_state values, never (batch, L, d_inner, d_state).
+    Memory: the inputs are saved for backward; backward adds (batch / 8, d_inner, d_state) partial sums
+    of dA and a per-thread scratch of 2 * L * 64 * d_state values, never (batch, L, d_inner, d_state).
+    Deterministic: the same inputs give the same bits whatever the thread count.
     """
 
     @staticmethod
@@ -25,7 +26,7 @@ class CPUSelectiveScan(torch.autograd.Function):
         out = torch.empty_like(x)
         kernel("mdaf_scan_fwd", x.dtype)(
             *(t.data_ptr() for t in (x, dt, A, B, C, D, z)), z_stride, out.data_ptr(),
-            batch, length, d_inner, d_state, torch.get_num_threads(),
+            ROWS_PER_CHUNK, batch, length, d_inner, d_state, torch.get_num_threads(),
         )
         ctx.save_for_backward(x, dt, A, B, C, D, z)
         ctx.z_stride = z_stride
@@ -38,13 +39,13 @@ class CPUSelectiveScan(torch.autograd.Function):
         dout = dout.contiguous()
         batch, length, d_inner = x.shape
         d_state = A.shape[1]
-        threads = torch.get_num_threads()
         dx, ddt, dz = torch.empty_like(x), torch.empty_like(dt), torch.empty_like(x)
         dB, dC = torch.zeros_like(B), torch.zeros_like(C)
-        dA_part, dD_part = x.new_zeros(threads, d_inner, d_state), x.new_zeros(threads, d_inner)
+        chunks = n_chunks(batch)
+        dA_part, dD_part = x.new_zeros(chunks, d_inner, d_state), x.new_zeros(chunks, d_inner)
         kernel("mdaf_scan_bwd", x.dtype)(
             *(t.data_ptr() for t in (x, dt, A, B, C, D, z)), ctx.z_stride,
             *(t.data_ptr() for t in (dout, dx, ddt, dz, dA_part, dD_part, dB, dC)),
-            batch, length, d_inner, d_state, threads,
+            ROWS_PER_CHUNK, batch, length, d_inner, d_state, torch.get_num_threads(),
         )
         return dx, ddt, dA_part.sum(0), dB, dC, dD_part.sum(0), dz

@@ -18,13 +18,13 @@
 //   ddt_t = sum_n g_t (A exp(dt_t A) h_{t-1} + B_t x_t)                      dA   += g_t dt_t exp(dt_t A) h_{t-1}
 //   dz_t  = dout_t (y_t + D x_t) silu'(z_t)      dD   += gy_t x_t
 // dB and dC sum over channels, so a batch row belongs to one thread; dA and dD sum over batch rows,
-// so each thread has its own slice of dA_part / dD_part, summed by the caller.
+// into one partial per chunk of rows (parallel_chunks.h), summed by the caller.
 // Variable names: D is d_inner (and Dv the skip weights), N is d_state, Bsz the batch.
 #include <cmath>
 #include <cstdint>
 #include <vector>
 
-#include "parallel_rows.h"
+#include "parallel_chunks.h"
 #include "transposed.h"
 
 namespace {
@@ -127,78 +127,89 @@ inline void gate_grad_out(const T* __restrict__ dout, const T* __restrict__ z, c
   }
 }
 
+// The forward for the chunks of batch rows next() hands out.
 template <typename T, typename Next>
 void forward_rows(const T* x, const T* dt, const T* A, const T* Bm, const T* Cm, const T* Dv,
-                  const T* z, int64_t zs, T* out, Next next, int64_t Bsz, int64_t L, int64_t D, int64_t N) {
+                  const T* z, int64_t zs, T* out, Next next, int64_t chunk, int64_t Bsz, int64_t L, int64_t D,
+                  int64_t N) {
   const std::vector<T> AT = transposed(A, D, N);
   std::vector<T> h(N * D), dtx(D), y(D);
-  for (int64_t b; (b = next()) < Bsz;) {
-    std::fill(h.begin(), h.end(), T(0));
-    for (int64_t t = 0; t < L; ++t) {
-      const int64_t row = b * L + t;
-      forward_position(AT.data(), D, Bm + row * N, Cm + row * N, dt + row * D, x + row * D, h.data(), D,
-                       dtx.data(), y.data(), D, N);
-      gate_row(y.data(), x + row * D, z + row * zs, Dv, out + row * D, D);
+  for (int64_t c; (c = next()) < n_chunks(Bsz, chunk);) {
+    for (int64_t b = c * chunk; b < std::min(Bsz, (c + 1) * chunk); ++b) {
+      std::fill(h.begin(), h.end(), T(0));
+      for (int64_t t = 0; t < L; ++t) {
+        const int64_t row = b * L + t;
+        forward_position(AT.data(), D, Bm + row * N, Cm + row * N, dt + row * D, x + row * D, h.data(), D,
+                         dtx.data(), y.data(), D, N);
+        gate_row(y.data(), x + row * D, z + row * zs, Dv, out + row * D, D);
+      }
     }
   }
 }
 
-// dA: this thread's (D, N) slice, written (not added to) at the end.
+// The backward for the chunks of batch rows next() hands out; chunk c's sums over its rows go to
+// dA_part[c] (D, N) and dD_part[c] (D).
 template <typename T, typename Next>
 void backward_rows(const T* x, const T* dt, const T* A, const T* Bm, const T* Cm, const T* Dv,
-                   const T* z, int64_t zs, const T* dout, T* dx, T* ddt, T* dz, T* dA, T* dD, T* dB, T* dC,
-                   Next next, int64_t Bsz, int64_t L, int64_t D, int64_t N) {
+                   const T* z, int64_t zs, const T* dout, T* dx, T* ddt, T* dz, T* dA_part, T* dD_part,
+                   T* dB, T* dC, Next next, int64_t chunk, int64_t Bsz, int64_t L, int64_t D, int64_t N) {
   const int64_t S = N * kBlock;  // one position's block of states
   const std::vector<T> AT = transposed(A, D, N);
-  std::vector<T> dAT(N * D, T(0));
+  std::vector<T> dAT(N * D);
   std::vector<T> H((L + 1) * S);  // H[t + 1] = h_t of the block; H[0] = h_{-1} = 0
   std::vector<T> decay(L * S);    // decay[t] = exp(dt_t A) of the block
   std::vector<T> g(S), gy(kBlock), y(kBlock);
-  for (int64_t b; (b = next()) < Bsz;) {
-    for (int64_t d0 = 0; d0 < D; d0 += kBlock) {
-      const int64_t nd = std::min(kBlock, D - d0);
-      // 1. recompute the block's states and decays
-      std::fill(H.begin(), H.begin() + S, T(0));
-      for (int64_t t = 0; t < L; ++t) {
-        const int64_t i0 = (b * L + t) * D + d0;
-        recompute_position(AT.data() + d0, D, Bm + (b * L + t) * N, dt + i0, x + i0, H.data() + t * S,
-                           H.data() + (t + 1) * S, decay.data() + t * S, nd, N);
-      }
-      // 2. reverse sweep
-      std::fill(g.begin(), g.end(), T(0));
-      for (int64_t t = L - 1; t >= 0; --t) {
-        const int64_t row = b * L + t, i0 = row * D + d0;
-        gate_grad_in(dout + i0, z + row * zs + d0, gy.data(), nd);
-        reverse_position(AT.data() + d0, D, Bm + row * N, Cm + row * N, dt + i0, x + i0, gy.data(),
-                         H.data() + (t + 1) * S, H.data() + t * S, decay.data() + t * S, g.data(),
-                         dAT.data() + d0, dB + row * N, dC + row * N, y.data(), dx + i0, ddt + i0, nd, N);
-        gate_grad_out(dout + i0, z + row * zs + d0, y.data(), x + i0, Dv + d0, gy.data(), dz + i0, dD + d0,
-                      dx + i0, nd);
+  for (int64_t c; (c = next()) < n_chunks(Bsz, chunk);) {
+    std::fill(dAT.begin(), dAT.end(), T(0));
+    T* dD = dD_part + c * D;
+    for (int64_t b = c * chunk; b < std::min(Bsz, (c + 1) * chunk); ++b) {
+      for (int64_t d0 = 0; d0 < D; d0 += kBlock) {
+        const int64_t nd = std::min(kBlock, D - d0);
+        // 1. recompute the block's states and decays
+        std::fill(H.begin(), H.begin() + S, T(0));
+        for (int64_t t = 0; t < L; ++t) {
+          const int64_t i0 = (b * L + t) * D + d0;
+          recompute_position(AT.data() + d0, D, Bm + (b * L + t) * N, dt + i0, x + i0, H.data() + t * S,
+                             H.data() + (t + 1) * S, decay.data() + t * S, nd, N);
+        }
+        // 2. reverse sweep
+        std::fill(g.begin(), g.end(), T(0));
+        for (int64_t t = L - 1; t >= 0; --t) {
+          const int64_t row = b * L + t, i0 = row * D + d0;
+          gate_grad_in(dout + i0, z + row * zs + d0, gy.data(), nd);
+          reverse_position(AT.data() + d0, D, Bm + row * N, Cm + row * N, dt + i0, x + i0, gy.data(),
+                           H.data() + (t + 1) * S, H.data() + t * S, decay.data() + t * S, g.data(),
+                           dAT.data() + d0, dB + row * N, dC + row * N, y.data(), dx + i0, ddt + i0, nd, N);
+          gate_grad_out(dout + i0, z + row * zs + d0, y.data(), x + i0, Dv + d0, gy.data(), dz + i0, dD + d0,
+                        dx + i0, nd);
+        }
       }
     }
+    T* dA = dA_part + c * D * N;
+    for (int64_t d = 0; d < D; ++d)
+      for (int64_t n = 0; n < N; ++n) dA[d * N + n] = dAT[n * D + d];
   }
-  for (int64_t d = 0; d < D; ++d)
-    for (int64_t n = 0; n < N; ++n) dA[d * N + n] = dAT[n * D + d];
 }
 
 }  // namespace
 
 #define MDAF_SCAN_EXPORTS(T, SUFFIX)                                                                     \
   extern "C" void mdaf_scan_fwd_##SUFFIX(const T* x, const T* dt, const T* A, const T* Bm, const T* Cm,   \
-                                         const T* Dv, const T* z, int64_t zs, T* out, int64_t Bsz,         \
-                                         int64_t L, int64_t D, int64_t N, int threads) {                   \
-    parallel_rows(Bsz, threads, [=](int64_t, auto& next) {                                                \
-      forward_rows(x, dt, A, Bm, Cm, Dv, z, zs, out, next, Bsz, L, D, N);                                 \
+                                         const T* Dv, const T* z, int64_t zs, T* out, int64_t chunk,       \
+                                         int64_t Bsz, int64_t L, int64_t D, int64_t N, int threads) {      \
+    parallel_chunks(n_chunks(Bsz, chunk), threads, [=](auto& next) {                                      \
+      forward_rows(x, dt, A, Bm, Cm, Dv, z, zs, out, next, chunk, Bsz, L, D, N);                          \
     });                                                                                                   \
   }                                                                                                       \
-  /* dA_part (threads, D, N), dD_part (threads, D), dB and dC: zeroed by the caller */                    \
+  /* dA_part (chunks, D, N), dD_part (chunks, D), dB and dC: zeroed by the caller */                      \
   extern "C" void mdaf_scan_bwd_##SUFFIX(const T* x, const T* dt, const T* A, const T* Bm, const T* Cm,   \
                                          const T* Dv, const T* z, int64_t zs, const T* dout, T* dx,        \
-                                         T* ddt, T* dz, T* dA_part, T* dD_part, T* dB, T* dC, int64_t Bsz, \
-                                         int64_t L, int64_t D, int64_t N, int threads) {                   \
-    parallel_rows(Bsz, threads, [=](int64_t i, auto& next) {                                              \
-      backward_rows(x, dt, A, Bm, Cm, Dv, z, zs, dout, dx, ddt, dz, dA_part + i * D * N, dD_part + i * D, \
-                    dB, dC, next, Bsz, L, D, N);                                                          \
+                                         T* ddt, T* dz, T* dA_part, T* dD_part, T* dB, T* dC,              \
+                                         int64_t chunk, int64_t Bsz, int64_t L, int64_t D, int64_t N,      \
+                                         int threads) {                                                    \
+    parallel_chunks(n_chunks(Bsz, chunk), threads, [=](auto& next) {                                      \
+      backward_rows(x, dt, A, Bm, Cm, Dv, z, zs, dout, dx, ddt, dz, dA_part, dD_part, dB, dC, next, chunk,  \
+                    Bsz, L, D, N);                                                                        \
     });                                                                                                   \
   }
 
