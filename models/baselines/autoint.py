@@ -73,7 +73,6 @@ class AutoIntPlus(nn.Module):
                 f"model config (autoint): key 'embedding.dims' is {cfg.embedding.dims}; AutoInt attends "
                 "across fields, so all need one width: set embedding.dim only"
             )
-        self.cfg = cfg
         self.inputs = FieldInputs(meta, cfg.embedding, cfg.fields, cfg.timeline)
         width = cfg.heads * cfg.head_dim
         self.attention = nn.Sequential(*(

@@ -37,7 +37,6 @@ class DCNv2Model(nn.Module):
 
     def __init__(self, cfg: DCNv2ModelConfig, meta: dict):
         super().__init__()
-        self.cfg = cfg
         self.inputs = FieldInputs(meta, cfg.embedding, cfg.fields, cfg.timeline)
         self.dcn = DCNv2(
             self.inputs.width, cfg.n_cross, cfg.structure, cfg.hidden, cfg.dropout, cfg.activation, cfg.batch_norm

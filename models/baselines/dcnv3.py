@@ -37,7 +37,6 @@ class DCNv3Model(nn.Module):
 
     def __init__(self, cfg: DCNv3ModelConfig, meta: dict):
         super().__init__()
-        self.cfg = cfg
         self.inputs = FieldInputs(meta, cfg.embedding, cfg.fields, cfg.timeline)
         self.dcn = DCNv3(
             self.inputs.width, cfg.ecn_layers, cfg.lcn_layers, cfg.ecn_dropout, cfg.lcn_dropout, cfg.layer_norm

@@ -36,7 +36,6 @@ class DNN(nn.Module):
 
     def __init__(self, cfg: DNNConfig, meta: dict):
         super().__init__()
-        self.cfg = cfg
         self.inputs = FieldInputs(meta, cfg.embedding, cfg.fields, cfg.timeline)
         self.mlp = MLP(self.inputs.width, cfg.hidden, 1, cfg.dropout, cfg.activation, cfg.batch_norm)
 

@@ -52,7 +52,7 @@ class Mamba(nn.Module):
         scan_backend: str = "auto",
     ):
         super().__init__()
-        self.d_model, self.d_state, self.d_conv = d_model, d_state, d_conv
+        self.d_state = d_state
         self.d_inner = expand * d_model
         self.dt_rank = dt_rank or math.ceil(d_model / 16)
         self.scan_backend = scan_backend
