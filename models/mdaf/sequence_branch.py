@@ -7,8 +7,8 @@
                                                               attention over real positions
 Windows are left-padded, so o_{L-1} is the newest behaviour's output (zeros for an empty history).
 W has no bias: the LayerNorm right after it would turn a bias into one direction shared by every
-token, which drowns the small initial embeddings; without it, tokens differ from the first step
-(it sped up early learning on the synthetic set).
+token, which drowns the small initial embeddings (std 0.01); without it, tokens differ from the
+first step.
 With `encoder: mamba` this is Mamba4Rec in the "v2" configuration (item 64 / cate 32 embeddings,
 hidden 128, 2 layers, d_state 16, d_conv 4, expand 2, FFN 4x GELU). `transformer` is BST's encoder
 (with `time_embedding: true`, its time-gap position embedding), `gru` a GRU over the real positions.
