@@ -29,7 +29,7 @@ from torch import nn
 from common.errors import MDAFError
 from models.layers.config import EmbeddingConfig, sequence_embedding
 from models.layers.embedding import FeatureEmbedding, StaticFields, field_spaces
-from models.layers.history import HistoryTokens, history_spaces, n_time_buckets, time_gap_bucket
+from models.layers.history import MAX_TIME_GAP_DAYS, HistoryTokens, history_spaces, n_time_buckets, time_gap_bucket
 from models.layers.mlp import ACTIVATIONS, MLP
 from models.layers.feed_forward import FFN_ACTIVATIONS
 from models.layers.transformer import TransformerEncoder
@@ -60,7 +60,7 @@ class BSTConfig:
     ffn_activation: str = "leaky_relu"
     dropout: float = 0.1
     causal: bool = False
-    max_time_gap_days: float = 32.0
+    max_time_gap_days: float = MAX_TIME_GAP_DAYS
     mlp: list[int] = field(default_factory=lambda: [1024, 512, 256])
     mlp_activation: str = "relu"
     mlp_dropout: float = 0.3

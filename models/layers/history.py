@@ -56,12 +56,14 @@ class HistoryTokens(nn.Module):
         parts = []
         for field, space in self.fields.items():
             column = self.candidate[field]
-            if column is None:
-                ref = batch["label"]
-                parts.append(ref.new_zeros(ref.shape[0], self.embedding.dims[space]))
+            if column is None:  # a zero block, from the batch alone (no label needed at prediction)
+                parts.append(tokens.new_zeros(tokens.shape[0], self.embedding.dims[space]))
             else:
                 parts.append(self.embedding(space, batch[column]))
         return tokens, torch.cat(parts, dim=-1), batch[f"{t}_mask"]
+
+
+MAX_TIME_GAP_DAYS = 32.0  # default: older behaviours share the last time bucket (the windows span 22-30 days)
 
 
 def time_gap_bucket(gap: torch.Tensor, mask: torch.Tensor, n_buckets: int) -> torch.Tensor:

@@ -24,13 +24,12 @@ from common.errors import MDAFError
 from models.layers.config import EmbeddingConfig, sequence_embedding
 from models.layers.embedding import FeatureEmbedding
 from models.layers.gru import MaskedGRU
-from models.layers.history import HistoryTokens, history_spaces, n_time_buckets, time_gap_bucket
+from models.layers.history import MAX_TIME_GAP_DAYS, HistoryTokens, history_spaces, n_time_buckets, time_gap_bucket
 from models.layers.target_attention import TargetAttention
 from models.layers.transformer import TransformerEncoder
 from models.mdaf.mamba4rec import Mamba4RecEncoder
 
 ENCODERS = ("mamba", "transformer", "gru")
-MAX_TIME_GAP_S = 32 * 86400.0
 
 
 @dataclass
@@ -83,7 +82,7 @@ class SequenceBranch(nn.Module):
         self.project = nn.Linear(self.tokens.width, cfg.hidden, bias=False)
         self.drop = nn.Dropout(cfg.dropout)
         self.norm = nn.LayerNorm(cfg.hidden)
-        self.n_buckets = n_time_buckets(MAX_TIME_GAP_S)
+        self.n_buckets = n_time_buckets(MAX_TIME_GAP_DAYS * 86400.0)
         self.time = nn.Embedding(self.n_buckets, cfg.hidden, padding_idx=0) if cfg.time_embedding else None
         self.encoder = build_encoder(cfg)
         self.attention = TargetAttention(cfg.hidden)
