@@ -2,6 +2,8 @@
 
     python -m data_prep --source taobao_ad --raw-dir ~/taobao --out data/taobao_ad
     python -m data_prep                      # no raw files: a synthetic set in the Tianchi format
+    python -m data_prep --raw-dir ~/new --out data/new --config new_days.yaml --vocab-from data/taobao_ad
+                                             # new impressions, indexed like data/taobao_ad
 """
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--config", type=Path, help="preparation YAML (default configs/data/<source>.yaml)")
     parser.add_argument("--synthetic-config", type=Path, help="generator YAML (default configs/data/synthetic.yaml)")
     parser.add_argument("--seed", type=int, help="generator seed (synthetic only)")
+    parser.add_argument("--vocab-from", type=Path, help="a processed dataset of the same source: encode "
+                        "with its vocabularies (and price edges) instead of fitting new ones")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     return parser.parse_args(argv)
 
@@ -41,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
             synth = synthetic_config(args.synthetic_config, args.seed)
             raw_dir = ensure_synthetic_raw(args.source, synth)
             out = out or synthetic_home(synth) / args.source
-        prepare(raw_dir, out or Path("data") / args.source, cfg, overwrite=args.overwrite)
+        prepare(raw_dir, out or Path("data") / args.source, cfg, overwrite=args.overwrite,
+                vocab_from=args.vocab_from)
     except MDAFError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -138,8 +138,12 @@ class BatchLoader:
         return share // self.batch_size if self.drop_last else -(-share // self.batch_size)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        return self.batches()
+
+    def batches(self, start: int = 0) -> Iterator[dict[str, torch.Tensor]]:
+        """This epoch's batches from batch number `start` on (to resume inside an epoch)."""
         order = self.indices()
-        for b in range(len(self)):
+        for b in range(start, len(self)):
             yield self.batch(order[b * self.batch_size : (b + 1) * self.batch_size])
 
     def batch(self, idx: np.ndarray) -> dict[str, torch.Tensor]:

@@ -15,33 +15,43 @@ from data_prep.dataset import SCHEMA_VERSION
 from data_prep.summary import summarize, write_summary
 from data_prep.taobao_ad import prepare_taobao_ad
 from data_prep.userbehavior import prepare_userbehavior
+from data_prep.vocab import load_vocabularies
 
 log = logging.getLogger(__name__)
 
 PIPELINES = {"taobao_ad": prepare_taobao_ad, "userbehavior": prepare_userbehavior}
 
 
-def prepare(raw_dir: str | Path, out_dir: str | Path, cfg: PrepConfig, overwrite: bool = False) -> dict:
+def prepare(raw_dir: str | Path, out_dir: str | Path, cfg: PrepConfig, overwrite: bool = False,
+            vocab_from: str | Path | None = None) -> dict:
     """Turn `raw_dir` into the dataset at `out_dir` (docs/data_format.md); returns the summary.
 
-    Everything is built in a temporary sibling directory and renamed at the end, so a failure
-    leaves no half-written dataset.
+    With `vocab_from` (a processed dataset of the same source), its vocabularies and price edges
+    encode the raw files instead of ones fitted on the train split, so the indices match the
+    embedding tables of a model trained on it. Everything is built in a temporary sibling
+    directory and renamed at the end, so a failure leaves no half-written dataset.
     """
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     if not raw_dir.is_dir():
         raise MDAFError(f"{raw_dir}: raw data directory not found")
+    reused = None
     inputs = {"raw_dir": str(raw_dir.resolve()), "raw_files": fingerprint(raw_dir),
-              "config": dataclasses.asdict(cfg)}
+              "config": dataclasses.asdict(cfg), "vocab_from": None, "vocab_files": None}
+    if vocab_from is not None:
+        vocab_from = Path(vocab_from).resolve()
+        reused = load_vocabularies(vocab_from, cfg.source)
+        # the files' fingerprint too: a source dataset rebuilt in place must not be reused
+        inputs |= {"vocab_from": str(vocab_from), "vocab_files": fingerprint(vocab_from / "vocab")}
     if out_dir.exists() and not overwrite:
         if _built_from(out_dir, inputs):
             log.info("%s is up to date with %s and its config: reusing it", out_dir, raw_dir)
             return json.loads((out_dir / "summary.json").read_text())
-        raise MDAFError(f"{out_dir}: already exists (from other raw files or config); "
+        raise MDAFError(f"{out_dir}: already exists (from other raw files, config or vocabularies); "
                         "pass --overwrite to replace it")
     began = time.perf_counter()
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
         work = tmp / "_work"
-        meta = PIPELINES[cfg.source](raw_dir, cfg, work, tmp)
+        meta = PIPELINES[cfg.source](raw_dir, cfg, work, tmp, reused)
         shutil.rmtree(work, ignore_errors=True)
         meta = {"schema_version": SCHEMA_VERSION, **meta,
                 "splits": {k: list(v) for k, v in cfg.split_bounds.items()}, **inputs}

@@ -25,7 +25,7 @@ from data_prep.raw_files import (AD_FEATURE, BEHAVIOR_LOG, RAW_SAMPLE, RAW_SAMPL
 from data_prep.samples import SampleWriter, split_column
 from data_prep.static_features import calendar_columns, price_edges, price_index
 from data_prep.timeline import TimelineWriter, history_pointers
-from data_prep.vocab import ValueCounts, Vocab, encode, fixed_vocab
+from data_prep.vocab import Reused, ValueCounts, Vocab, encode, fixed_vocab
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +41,22 @@ TIMELINES = {"behavior": {"cate": "cate", "brand": "brand", "btag": "btag"},
              "click": {"item": "item", "cate": "cate", "brand": "brand"}}
 
 
-def prepare_taobao_ad(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path) -> dict:
-    """Run the whole pipeline; writes vocab/, timelines/, samples/ under `out`, returns meta."""
+def prepare_taobao_ad(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path,
+                      reused: Reused | None = None) -> dict:
+    """Run the whole pipeline; writes vocab/, timelines/, samples/ under `out`, returns meta.
+
+    reused: the vocabularies and meta.json of an existing dataset (vocab.load_vocabularies) to
+    encode with, price edges included; None fits them on the train split.
+    """
     specs = [RAW_SAMPLE, AD_FEATURE, USER_PROFILE, BEHAVIOR_LOG, RAW_SAMPLE_ORACLE]
     try:
-        return _prepare(raw_dir, cfg, work, out)
+        return _prepare(raw_dir, cfg, work, out, reused)
     except pl.exceptions.PolarsError as exc:
         raise explain_read_error(exc, raw_dir, specs) from None
 
 
-def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path) -> dict:
+def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path,
+             reused: Reused | None) -> dict:
     drops: dict[str, int] = {}
     has_log = (raw_dir / BEHAVIOR_LOG.name).is_file()
     if not has_log:
@@ -92,8 +98,11 @@ def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path) -> dict:
     def bucket(k: int) -> dict[str, pl.LazyFrame]:
         return {name: read_bucket(work / name, k, schema) for name, (_, schema) in scans.items()}
 
-    log.info("fitting vocabularies on the train split")
-    vocabs, edges = _fit_vocabularies([bucket(k) for k in range(n_buckets)], ads, profiles, cfg)
+    if reused is None:
+        log.info("fitting vocabularies on the train split")
+        vocabs, edges = _fit_vocabularies([bucket(k) for k in range(n_buckets)], ads, profiles, cfg)
+    else:
+        vocabs, edges = reused[0], np.asarray(reused[1]["price_edges"], dtype=np.float64)
     for vocab in vocabs.values():
         vocab.save(out / "vocab")
 

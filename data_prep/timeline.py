@@ -31,7 +31,7 @@ def history_pointers(tl_user: np.ndarray, tl_time: np.ndarray, user: np.ndarray,
     the first row with time >= the sample's time (binary search over time offsets packed below
     the block number: key = block << 32 | time - t0).
     """
-    if len(tl_user) == 0:
+    if len(tl_user) == 0 or len(user) == 0:
         return np.zeros(len(user), np.int64), np.zeros(len(user), np.int64)
     heads = np.flatnonzero(np.r_[True, tl_user[1:] != tl_user[:-1]])
     block_users = tl_user[heads]

@@ -21,7 +21,7 @@ from data_prep.raw_files import USER_BEHAVIOR, USER_BEHAVIOR_ORACLE, explain_rea
 from data_prep.samples import SampleWriter, split_column
 from data_prep.static_features import calendar_columns
 from data_prep.timeline import TimelineWriter, history_pointers
-from data_prep.vocab import ValueCounts, Vocab, encode, fixed_vocab
+from data_prep.vocab import Reused, ValueCounts, Vocab, encode, fixed_vocab
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +33,21 @@ _RENAME = {"user_id": "user", "item_id": "item", "category_id": "cate", "behavio
            "timestamp": "time"}
 
 
-def prepare_userbehavior(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path) -> dict:
-    """Run the whole pipeline; writes vocab/, timelines/, samples/ under `out`, returns meta."""
+def prepare_userbehavior(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path,
+                         reused: Reused | None = None) -> dict:
+    """Run the whole pipeline; writes vocab/, timelines/, samples/ under `out`, returns meta.
+
+    reused: the vocabularies and meta.json of an existing dataset (vocab.load_vocabularies) to
+    encode with; None fits them on the train split.
+    """
     try:
-        return _prepare(raw_dir, cfg, work, out)
+        return _prepare(raw_dir, cfg, work, out, reused)
     except pl.exceptions.PolarsError as exc:
         raise explain_read_error(exc, raw_dir, [USER_BEHAVIOR, USER_BEHAVIOR_ORACLE]) from None
 
 
-def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path) -> dict:
+def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path,
+             reused: Reused | None) -> dict:
     path = raw_dir / USER_BEHAVIOR.name
     has_oracle = (raw_dir / USER_BEHAVIOR_ORACLE.name).is_file()
     n_buckets = count_buckets([path], cfg.bucket_mb)
@@ -72,10 +78,7 @@ def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path) -> dict:
 
     schema = raw.collect_schema()
     buckets = [read_bucket(work / "rows", k, schema).filter(in_window) for k in range(n_buckets)]
-    vocabs = _fit_vocabularies(buckets, cfg)
-    vocabs |= {"btag": fixed_vocab("btag", BTAGS),
-              "hour": fixed_vocab("hour", list(range(24))),
-              "dow": fixed_vocab("dow", list(range(7)))}
+    vocabs = _fit_vocabularies(buckets, cfg) if reused is None else reused[0]
     for vocab in vocabs.values():
         vocab.save(out / "vocab")
 
@@ -105,7 +108,8 @@ def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path) -> dict:
 
 
 def _fit_vocabularies(buckets: list[pl.LazyFrame], cfg: PrepConfig) -> dict[str, Vocab]:
-    """Users from train views; items and categories from every row before the train split ends.
+    """Users from train views; items and categories from every row before the train split ends;
+    the fixed behaviour-type, hour and weekday vocabularies.
 
     Counted one user bucket at a time (rows already inside the window).
     """
@@ -117,7 +121,9 @@ def _fit_vocabularies(buckets: list[pl.LazyFrame], cfg: PrepConfig) -> dict[str,
         counts.add("user", views["user"])
         counts.add("item", early["item"])
         counts.add("cate", early["cate"])
-    return {space: counts.vocab(space, cfg.min_count) for space in ("user", "item", "cate")}
+    return {**{space: counts.vocab(space, cfg.min_count) for space in ("user", "item", "cate")},
+            "btag": fixed_vocab("btag", BTAGS), "hour": fixed_vocab("hour", list(range(24))),
+            "dow": fixed_vocab("dow", list(range(7)))}
 
 
 def label_views(rows: pl.DataFrame, cfg: PrepConfig) -> pl.DataFrame:

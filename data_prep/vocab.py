@@ -1,4 +1,4 @@
-"""Vocabularies: raw id -> index, fitted on the train period only.
+"""Vocabularies: raw id -> index, fitted on the train period only (or reused from a dataset).
 
 Index 0 is padding, 1 is out of vocabulary, known values get 2.. in order of decreasing train
 frequency (ties by raw value, so the mapping is deterministic). A missing raw value is encoded
@@ -12,6 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+
+from common.errors import MDAFError
+from data_prep.dataset import ProcessedDataset
 
 PAD, OOV = 0, 1
 MISSING = -1
@@ -53,6 +56,28 @@ class Vocab:
 def fixed_vocab(space: str, values: list) -> Vocab:
     """A vocabulary known in advance (behaviour types, hours): index = 2 + position."""
     return Vocab(space, pl.Series("raw", values))
+
+
+# (vocabularies by space, meta.json) of an existing dataset, as load_vocabularies returns them
+Reused = tuple[dict[str, Vocab], dict]
+
+
+def load_vocabularies(dataset: Path, source: str) -> Reused:
+    """Every vocabulary of the processed `dataset` and its meta.json, to encode new raw files of
+    `source` with the indices of a model trained on that dataset (unseen values -> OOV)."""
+    meta = ProcessedDataset(dataset).meta
+    if meta.get("source") != source:
+        raise MDAFError(f"{dataset / 'meta.json'}: vocabularies of a {meta.get('source')!r} dataset "
+                        f"cannot encode {source!r} raw files")
+    vocabs = {}
+    for space, size in meta["vocab_sizes"].items():
+        path = dataset / "vocab" / f"{space}.parquet"
+        if not path.is_file():
+            raise MDAFError(f"{path}: vocabulary file not found (meta.json lists space {space!r})")
+        vocabs[space] = Vocab.load(path.parent, space)
+        if vocabs[space].size != size:
+            raise MDAFError(f"{path}: {vocabs[space].size} indices, but meta.json says {size}")
+    return vocabs, meta
 
 
 class ValueCounts:

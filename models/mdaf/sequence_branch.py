@@ -1,10 +1,16 @@
 """The sequential branch: one timeline window -> a vector, with a choice of encoder.
 
-  x_t = LayerNorm(Dropout(W token_t))                         tokens: models/layers/history.py
+  x_t = LayerNorm(Dropout(W token_t [+ W_m m_t]))             tokens: models/layers/history.py
   o   = Encoder(x, mask)                                      (B, L, H); mamba | transformer | gru
   q   = LayerNorm(W query)                                    the candidate, same projection
   h   = [o_{L-1} ; sum_t softmax_t(q' . o_t / sqrt(H)) o_t]   (B, 2H), last real position + target
                                                               attention over real positions
+m_t (with `match_features`) holds 1/0 indicators "behaviour t has the candidate's category / brand /
+item". Identity is what the click signal of a history is about (DIN's premise: users click ads
+like what they just browsed), but a dot product of randomly initialised id embeddings only learns
+it id by id, from that id's own samples; the indicators give it for every id at once. The encoder
+then weighs matches by recency and behaviour type: for Mamba, h_t = exp(dt A) h_{t-1} + dt B x_t
+is already a decaying sum of such inputs.
 Windows are left-padded, so o_{L-1} is the newest behaviour's output (zeros for an empty history).
 W has no bias: the LayerNorm right after it would turn a bias into one direction shared by every
 token, which drowns the small initial embeddings (std 0.01); without it, tokens differ from the
@@ -38,6 +44,7 @@ class SequenceConfig:
     embedding: widths of the history/candidate tables.  hidden, n_layers, dropout: the encoder.
     d_state, d_conv, expand, scan_backend: the Mamba mixer.  ffn_mult: FFN width (mamba, transformer).
     n_heads, causal: the transformer.  time_embedding: add a time-gap bucket embedding to the tokens.
+    match_features: add W_m m_t to each token, m_t the behaviour's match indicators with the candidate.
     """
 
     encoder: str = "mamba"
@@ -54,6 +61,7 @@ class SequenceConfig:
     n_heads: int = 8
     causal: bool = False
     time_embedding: bool = False
+    match_features: bool = False
 
 
 def build_encoder(cfg: SequenceConfig) -> nn.Module:
@@ -84,6 +92,7 @@ class SequenceBranch(nn.Module):
         self.norm = nn.LayerNorm(cfg.hidden)
         self.n_buckets = n_time_buckets(MAX_TIME_GAP_DAYS * 86400.0)
         self.time = nn.Embedding(self.n_buckets, cfg.hidden, padding_idx=0) if cfg.time_embedding else None
+        self.match = nn.Linear(self.tokens.n_matches, cfg.hidden, bias=False) if cfg.match_features else None
         self.encoder = build_encoder(cfg)
         self.attention = TargetAttention(cfg.hidden)
         self.out_dim = 2 * cfg.hidden
@@ -93,6 +102,8 @@ class SequenceBranch(nn.Module):
         x = self.project(tokens)  # (B, L, H)
         if self.time is not None:
             x = x + self.time(time_gap_bucket(batch[f"{self.tokens.timeline}_time_gap"], mask, self.n_buckets))
+        if self.match is not None:
+            x = x + self.match(self.tokens.matches(batch))  # (B, L, H)
         x = self.norm(self.drop(x))
         out = self.encoder(x, mask)  # (B, L, H), 0 at pads
         q = self.norm(self.project(query))  # (B, H)

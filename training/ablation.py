@@ -1,0 +1,197 @@
+"""Ablations: several models over several seeds on one dataset and recipe, then a table.
+
+Every (model, seed) pair is an ordinary run in <results>/<model slug>/seed<k>/; a finished run is
+skipped and an interrupted one resumed, so the grid can be stopped and started at will. The seeds
+pair the runs: seed k of every model sees the same data and sample order, so each model's
+difference to the reference (MDAF-Full) is tested with a paired t-test over seeds,
+    t = mean(d) / (sd(d) / sqrt(n)),  d_k = AUC_model,k - AUC_ref,k,  n - 1 degrees of freedom.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from common.atomic import atomic_write_bytes
+from common.config import from_dict, load_yaml
+from common.errors import MDAFError
+from training.config import load_experiment, merge, repo_path, resolve_section
+from training.run import run_experiment
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AblationEntry:
+    label: str
+    model: Any  # a model YAML path or mapping, as in an experiment config
+
+
+@dataclass
+class AblationConfig:
+    """base: the experiment config every run starts from (data, recipe, criteria); models: the grid;
+    reference: the label the others are compared with; seeds: training seeds."""
+
+    base: str
+    models: list[AblationEntry]
+    reference: str
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
+    summary_doc: str = "docs/baseline_results_summary.md"
+
+
+def slug(label: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
+
+
+def load_ablation(path: str | Path) -> AblationConfig:
+    cfg = from_dict(AblationConfig, load_yaml(repo_path(path) if not Path(path).is_file() else path), str(path))
+    labels = [m.label for m in cfg.models]
+    if cfg.reference not in labels:
+        raise MDAFError(f"{path}: key 'reference' is {cfg.reference!r}; expected one of the model labels {labels}")
+    return cfg
+
+
+def run_grid(cfg: AblationConfig, results: Path, overrides: dict[str, Any], labels: list[str] | None = None) -> None:
+    """Train every (model, seed) not finished yet."""
+    chosen = [m for m in cfg.models if labels is None or m.label in labels]
+    unknown = sorted(set(labels or []) - {m.label for m in cfg.models})
+    if unknown:
+        raise MDAFError(f"--models: unknown label(s) {unknown}; expected some of {[m.label for m in cfg.models]}")
+    for seed in cfg.seeds:
+        for entry in chosen:
+            run_dir = results / slug(entry.label) / f"seed{seed}"
+            if _finished(run_dir):
+                log.info("%s seed %d: finished already, skipped", entry.label, seed)
+                continue
+            exp = load_experiment(cfg.base, merge(overrides, {"train": {"seed": seed}}))
+            exp.model, exp.label = resolve_section(entry.model, f"ablation model {entry.label!r}"), entry.label
+            log.info("%s seed %d: training into %s", entry.label, seed, run_dir)
+            run_experiment(exp, f"{slug(entry.label)}/seed{seed}", results, resume=run_dir.exists())
+
+
+def _finished(run_dir: Path) -> bool:
+    try:
+        return json.loads((run_dir / "summary.json").read_text()).get("finished") is True
+    except (OSError, ValueError):
+        return False
+
+
+def collect(cfg: AblationConfig, results: Path) -> dict[str, dict[int, dict]]:
+    """label -> seed -> summary.json of every finished run of the grid."""
+    found: dict[str, dict[int, dict]] = {}
+    for entry in cfg.models:
+        for seed in cfg.seeds:
+            run_dir = results / slug(entry.label) / f"seed{seed}"
+            if _finished(run_dir):
+                found.setdefault(entry.label, {})[seed] = json.loads((run_dir / "summary.json").read_text())
+    return found
+
+
+def paired_test(ours: list[float], ref: list[float]) -> tuple[float, float]:
+    """(mean difference, two-sided p of the paired t-test); p is NaN below 2 pairs or with no spread."""
+    d = np.asarray(ours) - np.asarray(ref)
+    if len(d) < 2 or np.allclose(d, d[0]):
+        return float(d.mean()) if len(d) else math.nan, math.nan
+    return float(d.mean()), float(stats.ttest_rel(ours, ref).pvalue)
+
+
+def table_rows(cfg: AblationConfig, found: dict[str, dict[int, dict]]) -> list[dict[str, Any]]:
+    """One row per model with finished runs: AUC and logloss mean/std over seeds, and the paired
+    difference to the reference over the seeds both finished."""
+    ref = found.get(cfg.reference, {})
+    rows = []
+    for entry in cfg.models:
+        runs = found.get(entry.label)
+        if not runs:
+            continue
+        seeds = sorted(runs)
+        auc = np.array([runs[s]["test"]["auc"] for s in seeds])
+        ll = np.array([runs[s]["test"]["logloss"] for s in seeds])
+        shared = [s for s in seeds if s in ref]
+        diff, p = paired_test([runs[s]["test"]["auc"] for s in shared], [ref[s]["test"]["auc"] for s in shared])
+        wins = sum(runs[s]["test"]["auc"] > ref[s]["test"]["auc"] for s in shared)
+        rows.append({
+            "label": entry.label, "model": runs[seeds[0]]["model"]["name"], "seeds": len(seeds),
+            "auc_mean": float(auc.mean()), "auc_std": float(auc.std(ddof=1)) if len(auc) > 1 else math.nan,
+            "logloss_mean": float(ll.mean()), "logloss_std": float(ll.std(ddof=1)) if len(ll) > 1 else math.nan,
+            "diff_vs_ref": diff if entry.label != cfg.reference else 0.0,
+            "p_value": p if entry.label != cfg.reference else math.nan,
+            "wins_vs_ref": f"{wins}/{len(shared)}" if entry.label != cfg.reference else "",
+            "params": runs[seeds[0]]["model"]["params"],
+            "seconds_per_epoch": float(np.mean([runs[s]["efficiency"]["seconds_per_epoch"] for s in seeds])),
+            "best_epoch_mean": float(np.mean([runs[s]["train"]["best_epoch"] for s in seeds])),
+        })
+    return sorted(rows, key=lambda r: -r["auc_mean"])
+
+
+def _fmt(x: float, digits: int = 4) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def markdown_table(rows: list[dict[str, Any]], reference: str) -> str:
+    head = ("| model | seeds | test AUC (mean ± std) | logloss (mean ± std) | ΔAUC vs " + reference +
+            " | paired t-test p | beats it | best epoch (mean) | params | s/epoch |\n"
+            "|---|---|---|---|---|---|---|---|---|---|\n")
+    lines = []
+    for r in rows:
+        diff = "" if r["label"] == reference else f"{r['diff_vs_ref']:+.4f}"
+        lines.append(f"| {r['label']} | {r['seeds']} | {_fmt(r['auc_mean'])} ± {_fmt(r['auc_std'])} | "
+                     f"{_fmt(r['logloss_mean'])} ± {_fmt(r['logloss_std'])} | {diff} | "
+                     f"{'' if r['label'] == reference else _fmt(r['p_value'], 3)} | {r['wins_vs_ref']} | "
+                     f"{r['best_epoch_mean']:.1f} | {r['params']:,} | {r['seconds_per_epoch']:.0f} |")
+    return head + "\n".join(lines) + "\n"
+
+
+def summary_markdown(cfg: AblationConfig, rows: list[dict[str, Any]], found: dict[str, dict[int, dict]],
+                     command: str) -> str:
+    """docs/baseline_results_summary.md: the table, the data and recipe it came from, and the oracle."""
+    any_run = next(iter(next(iter(found.values())).values()))
+    data, recipe_seconds = any_run["data"], sum(
+        r["efficiency"]["total_seconds"] for runs in found.values() for r in runs.values())
+    ref = next((r for r in rows if r["label"] == cfg.reference), None)
+    out = ["# Baseline results (generated by experiments/run_ablations.py; do not edit by hand)", "",
+           f"Command: `{command}`", "",
+           f"Data: {data['source']} at `{data['dir']}`: {data['rows']['train']:,} train, {data['rows']['val']:,} "
+           f"validation and {data['rows']['test']:,} test impressions (split by day), click rate "
+           f"{data['ctr']['test']:.4f} on test; history windows of L = {data['seq_len']}.", ""]
+    if data.get("oracle"):
+        o = data["oracle"]["test"]
+        out += [f"Synthetic data: the true click probabilities score test AUC **{o['auc']:.4f}** "
+                f"(logloss {o['logloss']:.4f}), the best any model can reach."]
+        if ref:
+            out += [f"{cfg.reference} reaches {ref['auc_mean']:.4f}, {o['auc'] - ref['auc_mean']:.4f} below it.", ""]
+    out += ["Test metrics of the best-validation epoch of each run; std is over seeds (ddof 1). ΔAUC and the "
+            "paired t-test compare each model with " + cfg.reference + " seed by seed (same data, same "
+            "sample order); 'beats it' counts the seeds where the model's AUC is higher.", "",
+            markdown_table(rows, cfg.reference),
+            f"{sum(len(v) for v in found.values())} runs, {recipe_seconds / 3600:.1f} h of training in all. "
+            "Each run's report: results/<ablation>/<model>/seed<k>/report.md."]
+    if ref:
+        others = [r for r in rows if r["label"] != cfg.reference]
+        beaten = [r["label"] for r in others if r["auc_mean"] < ref["auc_mean"] - (ref["auc_std"] or 0)]
+        ahead = [r["label"] for r in others if r["auc_mean"] >= ref["auc_mean"]]
+        out += ["", f"Where {cfg.reference} stands: ahead of {', '.join(beaten) or 'none'} by more than its own "
+                f"seed spread ({_fmt(ref['auc_std'])}); "
+                f"{'level with or behind ' + ', '.join(ahead) if ahead else 'no model is level with or ahead of it'}."]
+    return "\n".join(out) + "\n"
+
+
+def write_summary(cfg: AblationConfig, results: Path, command: str, doc: Path | None = None) -> list[dict]:
+    """results/<ablation>/summary.{json,md} and the docs summary, from the finished runs."""
+    found = collect(cfg, results)
+    if not found:
+        raise MDAFError(f"{results}: no finished runs of this ablation to summarise")
+    rows = table_rows(cfg, found)
+    atomic_write_bytes(results / "summary.json", json.dumps(rows, indent=2).encode())
+    text = summary_markdown(cfg, rows, found, command)
+    atomic_write_bytes(results / "summary.md", text.encode())
+    atomic_write_bytes(doc or repo_path(cfg.summary_doc), text.encode())
+    log.info("ablation table (%s):\n%s", results / "summary.md", markdown_table(rows, cfg.reference))
+    return rows

@@ -1,0 +1,129 @@
+"""The training recipe (`TrainConfig`) and the experiment that wraps it (`ExperimentConfig`).
+
+An experiment YAML (configs/experiments/*.yaml) names its data, its model, its recipe and its
+success criteria. `model` and `train` may each be a path to a YAML file, or a mapping with an
+optional `base: <path>` whose keys the rest of the mapping overrides (nested mappings merge), so
+one recipe file serves every experiment. Relative paths are relative to the repository root, so
+the scripts run from any directory:
+
+    train: {base: configs/train/v2.yaml, epochs: 5}
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from common.config import from_dict, load_yaml
+from common.errors import MDAFError
+from training.report.criteria import CriteriaConfig
+
+
+@dataclass
+class TrainConfig:
+    """The recipe; configs/train/v2.yaml holds the user's "v2" values.
+
+    batch_size is global (split evenly over DDP ranks). The learning rate is `lr` times the
+    factor of training/schedule.py: warm-up from `warmup_start` over `warmup_epochs`, then cosine
+    decay to `final_lr_ratio` at the last step of epoch `epochs`. aux_loss 'auto' means Tri-BCE
+    for models with sub-network heads, plain BCE otherwise. checkpoint_every: also write last.pt
+    every that many steps inside an epoch (0: at epoch ends only).
+    """
+
+    epochs: int = 20
+    batch_size: int = 2048
+    eval_batch_size: int = 8192
+    seq_len: int = 50
+    lr: float = 1e-3
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = 5e-5
+    warmup_epochs: float = 2.0
+    warmup_start: float = 0.5
+    final_lr_ratio: float = 0.1
+    label_smoothing: float = 0.05
+    aux_loss: str = "auto"
+    grad_clip: float = 1.0
+    patience: int = 5
+    min_delta: float = 0.0005
+    seed: int = 0
+    device: str = "auto"
+    bf16: bool = False
+    threads: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 0
+
+
+@dataclass
+class DataConfig:
+    """Where the samples come from, first match wins: `dir` (a prepared dataset), `raw_dir` (raw
+    files, prepared into data/<source>-<hash> first), or a synthetic set from the default generator
+    updated by `synthetic` (e.g. {n_users: 4000}). prep_config: preparation YAML
+    (default configs/data/<source>.yaml)."""
+
+    source: str = "taobao_ad"
+    dir: str | None = None
+    raw_dir: str | None = None
+    prep_config: str | None = None
+    synthetic: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ExperimentConfig:
+    """synthetic_train: `train` keys that apply only when the run uses the synthetic set (no data
+    given), so the default run stays small; real data gets `train` as written."""
+
+    experiment: str
+    model: dict[str, Any]
+    label: str | None = None
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    criteria: CriteriaConfig = field(default_factory=CriteriaConfig)
+    synthetic_train: dict[str, Any] = field(default_factory=dict)
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def repo_path(path: str | Path) -> Path:
+    """`path`, taken relative to the repository root unless absolute."""
+    return REPO_ROOT / path
+
+
+def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `update`'s keys written over it, recursing into mappings present in both."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def resolve_section(value: Any, where: str) -> dict[str, Any]:
+    """A section given as a YAML path, or as a mapping with an optional `base` path (module doc)."""
+    if isinstance(value, str):
+        return load_yaml(repo_path(value))
+    if not isinstance(value, dict):
+        raise MDAFError(f"{where}: expected a YAML path or a mapping, got {value!r}")
+    value = dict(value)
+    base = value.pop("base", None)
+    return merge(resolve_section(base, f"{where}.base"), value) if base is not None else value
+
+
+def load_experiment(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """The experiment at `path`, its sections resolved, then `overrides` (same shape) merged in."""
+    raw = load_yaml(repo_path(path) if not Path(path).is_file() else path)
+    for key in ("model", "train"):  # a path becomes a base, so overrides merge into its contents
+        if isinstance(raw.get(key), str):
+            raw[key] = {"base": raw[key]}
+    overrides = overrides or {}
+    data = merge(raw.get("data") or {}, overrides.get("data") or {})
+    if not data.get("dir") and not data.get("raw_dir"):  # synthetic set: its train keys, then overrides
+        raw["train"] = merge(raw.get("train") or {}, raw.get("synthetic_train") or {})
+    raw = merge(raw, overrides)
+    if "model" not in raw:
+        raise MDAFError(f"{path}: missing key 'model' (a model YAML path or mapping)")
+    raw["model"] = resolve_section(raw["model"], f"{path}: key 'model'")
+    if "train" in raw:
+        raw["train"] = resolve_section(raw["train"], f"{path}: key 'train'")
+    raw.setdefault("experiment", Path(path).stem)
+    return from_dict(ExperimentConfig, raw, str(path))

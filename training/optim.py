@@ -1,0 +1,27 @@
+"""AdamW (decoupled weight decay, Loshchilov & Hutter 2019) with the decay only where it belongs.
+
+    p <- p - lr (m_hat / (sqrt(v_hat) + eps) + wd p)      for matrices and embedding tables
+    p <- p - lr  m_hat / (sqrt(v_hat) + eps)               for biases, norm scales, A_log, D
+
+A parameter is exempt when it has one dimension (biases, LayerNorm/PReLU scales, D) or carries
+`_no_weight_decay` (A_log, D: models/mdaf/mamba.py). Embedding tables are decayed, but their
+padding row is zero and receives no gradient (`padding_idx=0`), so Adam's update of it is zero and
+the decoupled decay, wd * 0, keeps it zero: the padding row is never decayed nor trained.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def exempt_from_decay(param: nn.Parameter) -> bool:
+    return param.ndim <= 1 or getattr(param, "_no_weight_decay", False)
+
+
+def adamw(model: nn.Module, lr: float, weight_decay: float, betas: list[float]) -> torch.optim.AdamW:
+    """AdamW over `model`'s trainable parameters in two groups: decayed and exempt."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if not exempt_from_decay(p)]
+    exempt = [p for p in params if exempt_from_decay(p)]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": exempt, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas))

@@ -1,0 +1,93 @@
+"""Score samples with a trained run: a split of its own dataset, or new raw impressions.
+
+New raw files are prepared with the run's vocabularies (`prepare(..., vocab_from=...)`), so every
+id means what it meant in training; ids the model never saw become out-of-vocabulary.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import yaml
+
+from common.errors import MDAFError
+from data_prep.config import load_prep_config
+from data_prep.dataset import ProcessedDataset
+from data_prep.prepare import prepare
+from models.registry import build_model
+from training.checkpoint import load_checkpoint
+from training.device import resolve_device
+from training.metrics import click_probability, split_metrics
+from training.run import history_timeline
+from training.scoring import score_split
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "val", "test")
+
+
+def run_config(run_dir: Path) -> dict:
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise MDAFError(f"{path}: missing; expected the config.yaml of a training run (results/<run>/)")
+    return yaml.safe_load(path.read_text())
+
+
+def scoring_dataset(run_dir: Path, cfg: dict, raw_dir: Path | None, data_config: Path | None) -> ProcessedDataset:
+    """The run's own prepared dataset, or `raw_dir` prepared with its vocabularies under
+    <run_dir>/scored_data/<hash of the raw path>/."""
+    trained_on = Path(cfg["data"]["prepared_dir"])
+    if raw_dir is None:
+        return ProcessedDataset(trained_on)
+    prep = load_prep_config(cfg["data"]["source"], data_config)
+    out = run_dir / "scored_data" / hashlib.sha256(str(Path(raw_dir).resolve()).encode()).hexdigest()[:8]
+    prepare(raw_dir, out, prep, vocab_from=trained_on)
+    return ProcessedDataset(out)
+
+
+def predict(run_dir: str | Path, splits: list[str], checkpoint: str = "best", raw_dir: str | Path | None = None,
+            data_config: str | Path | None = None, out: str | Path | None = None, device: str = "auto") -> Path:
+    """Write a parquet of scores (split, row, user_id, time, label, logit, p[, oracle_p]) and log each
+    split's AUC; returns its path (default <run_dir>/predictions.parquet)."""
+    run_dir = Path(run_dir)
+    cfg = run_config(run_dir)
+    for split in splits:
+        if split not in SPLITS:
+            raise MDAFError(f"--split: expected some of {list(SPLITS)}, got {split!r}")
+    dataset = scoring_dataset(run_dir, cfg, Path(raw_dir) if raw_dir else None,
+                              Path(data_config) if data_config else None)
+    ckpt = Path(checkpoint) if checkpoint not in ("best", "last") else run_dir / "checkpoints" / f"{checkpoint}.pt"
+    dev = resolve_device(device)
+    model = build_model(cfg["model"], dataset.meta).to(dev)
+    try:
+        model.load_state_dict(load_checkpoint(ckpt)["model"])
+    except RuntimeError as exc:
+        raise MDAFError(f"{ckpt}: its weights do not fit the model of {run_dir / 'config.yaml'} ({exc})") from None
+    train = cfg["train"]
+    frames = []
+    for split in splits:
+        scores = score_split(model, dataset, split, train["seq_len"], train["eval_batch_size"], dev,
+                             history_timeline(cfg["model"], dataset.meta))
+        if len(scores["label"]) == 0:
+            log.warning("split %s of %s has no samples", split, dataset.root)
+            continue
+        if len(np.unique(scores["label"])) == 2:
+            m = split_metrics(scores["label"], scores["logit"], scores["user_id"], train["label_smoothing"])
+            log.info("%s: %d samples, AUC %.4f, logloss %.4f, GAUC %.4f", split, m["n"], m["auc"], m["logloss"],
+                     m["gauc"])
+        cols = {"split": [split] * len(scores["label"]), "row": scores["row"], "user_id": scores["user_id"],
+                "time": dataset.split(split).time, "label": scores["label"], "logit": scores["logit"],
+                "p": click_probability(scores["logit"], train["label_smoothing"]).astype(np.float32)}
+        if "oracle_p" in scores:
+            cols["oracle_p"] = scores["oracle_p"]
+        frames.append(pl.DataFrame(cols))
+    if not frames:
+        raise MDAFError(f"{dataset.root}: splits {splits} hold no samples; nothing to score")
+    path = Path(out) if out else run_dir / "predictions.parquet"
+    tmp = path.with_name(f".{path.name}.tmp")
+    pl.concat(frames, how="diagonal").write_parquet(tmp)
+    tmp.replace(path)
+    log.info("wrote %s", path)
+    return path

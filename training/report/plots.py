@@ -1,0 +1,100 @@
+"""The report's figures, drawn on matplotlib's Agg canvas (no pyplot, no global state) as PNG bytes."""
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import polars as pl
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from training.report.gate import GroupMean
+
+SIZE = (16, 4.6)
+DPI = 100
+
+
+def learning_curves(epochs: list[dict[str, Any]], steps: list[dict[str, Any]], best_epoch: int,
+                    oracle_val_auc: float | None) -> bytes:
+    """AUC per epoch, loss per epoch, and learning rate per optimizer step, side by side."""
+    fig, (auc_ax, loss_ax, lr_ax) = _figure(3)
+    x = [e["epoch"] for e in epochs]
+    auc_ax.plot(x, [e["train_auc"] for e in epochs], "o-", label="train AUC")
+    auc_ax.plot(x, [e["val_auc"] for e in epochs], "s-", label="val AUC")
+    if oracle_val_auc is not None:
+        auc_ax.axhline(oracle_val_auc, color="gray", ls="--",
+                       label=f"oracle val AUC {oracle_val_auc:.3f}")
+    best = next(e for e in epochs if e["epoch"] == best_epoch)
+    auc_ax.plot([best_epoch], [best["val_auc"]], "*", color="C3", ms=18, zorder=3,
+                label=f"best epoch {best_epoch} (val {best['val_auc']:.3f})")
+    _labels(auc_ax, "AUC per epoch", "epoch", "AUC")
+    loss_ax.plot(x, [e["train_loss"] for e in epochs], "o-", label="train loss")
+    loss_ax.plot(x, [e["val_logloss"] for e in epochs], "s-", label="val logloss")
+    _labels(loss_ax, "Loss per epoch", "epoch", "log loss")
+    for ax in (auc_ax, loss_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for i, e in enumerate(epochs):
+        lr_ax.axvline(e["step"], color="0.8", lw=0.8, label="end of an epoch" if i == 0 else None)
+    lr_ax.plot([s["step"] for s in steps], [s["lr"] for s in steps], "-", color="C2",
+               label="learning rate")
+    lr_ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
+    _labels(lr_ax, "Learning rate per step", "optimizer step", "learning rate")
+    return _png(fig)
+
+
+def gate_distribution(gate: dict[str, Any], predictions: pl.DataFrame,
+                      by_history: list[GroupMean]) -> bytes:
+    """The gate's histogram (summary.json), the per-sample gate mean by label, and by history length."""
+    fig, (hist_ax, label_ax, history_ax) = _figure(3)
+    edges = np.asarray(gate["hist_edges"], dtype=np.float64)
+    counts = np.asarray(gate["hist_counts"], dtype=np.float64)
+    shares = 100 * counts / counts.sum() if counts.sum() else counts
+    hist_ax.bar(edges[:-1], shares, width=np.diff(edges), align="edge", edgecolor="white", lw=0.5)
+    hist_ax.axvline(gate["mean"], color="C3", ls="--", label=f"mean {gate['mean']:.3f}")
+    hist_ax.set_xlim(edges[0], edges[-1])
+    _labels(hist_ax, "Gate values g (all samples and dimensions)",
+            "g   (0 = static branch, 1 = sequential branch)", "% of values")
+
+    values = predictions["gate_mean"].to_numpy().astype(np.float64)
+    finite = np.isfinite(values)
+    values, labels = values[finite], predictions["label"].to_numpy()[finite]
+    bins = np.histogram_bin_edges(values, bins=40) if len(values) else 40
+    for value, name in ((0, "not clicked"), (1, "clicked")):
+        group = values[labels == value]
+        if len(group):
+            label_ax.hist(group, bins=bins, density=True, alpha=0.55,
+                          label=f"{name}: mean {group.mean():.3f} (n={len(group):,})")
+    _labels(label_ax, "Per-sample mean gate by label (test)", "per-sample mean of g", "density")
+
+    x = np.arange(len(by_history))
+    history_ax.plot(x, [g.gate for g in by_history], "o-", color="C4", label="mean gate")
+    for i, g in enumerate(by_history):
+        history_ax.annotate(f"n={g.n:,}", (i, g.gate), textcoords="offset points", xytext=(0, 8),
+                            ha="center", fontsize=9)
+    history_ax.set_xticks(x, [g.name for g in by_history])
+    history_ax.margins(x=0.1, y=0.25)
+    _labels(history_ax, "Per-sample mean gate by history length (test)",
+            "real positions in the sequence window", "mean of g")
+    return _png(fig)
+
+
+def _figure(panels: int) -> tuple[Figure, list[Any]]:
+    fig = Figure(figsize=SIZE, dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, list(fig.subplots(1, panels))
+
+
+def _labels(ax: Any, title: str, xlabel: str, ylabel: str) -> None:
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=9)
+
+
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()

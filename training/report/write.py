@@ -1,0 +1,46 @@
+"""Putting a run's report together: load, compute, plot, render, write atomically."""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+
+from common.atomic import atomic_write_bytes
+from training.report import plots
+from training.report.compare import comparison
+from training.report.criteria import evaluate_criteria
+from training.report.document import to_markdown, to_text
+from training.report.gate import gate_stats
+from training.report.run_files import as_float, load_run
+from training.report.sections import GATE_DISTRIBUTION, LEARNING_CURVES, build_document
+
+log = logging.getLogger(__name__)
+
+
+def write(run_dir: Path, results_root: Path | None) -> None:
+    """See training.report.write_report."""
+    run = load_run(run_dir)
+    root = results_root if results_root is not None else run_dir.parent
+    p = run.predictions["p"].to_numpy().astype(np.float64)
+    best = run.best
+    results = evaluate_criteria(run.criteria, train_auc=best["train_auc"], val_auc=best["val_auc"],
+                                gap=best["gap"], pred_std=float(p.std()) if len(p) else math.nan,
+                                test_auc=as_float(run.summary["test"]["auc"]))
+    stats = gate_stats(run.gate, run.predictions) if run.gate is not None else None
+
+    oracle_val = (run.oracle or {}).get("val") or {}
+    _write(run_dir / LEARNING_CURVES, plots.learning_curves(
+        run.epochs, run.steps, best["epoch"], oracle_val.get("auc")))
+    if stats is not None:
+        _write(run_dir / GATE_DISTRIBUTION,
+               plots.gate_distribution(run.gate, run.predictions, stats.by_history))
+    document = build_document(run, results, comparison(run, root), root, stats)
+    _write(run_dir / "report.md", to_markdown(document).encode())
+    _write(run_dir / "report.txt", to_text(document).encode())
+
+
+def _write(path: Path, data: bytes) -> None:
+    atomic_write_bytes(path, data)
+    log.info("wrote %s", path)

@@ -1,0 +1,206 @@
+"""One experiment end to end: config -> data -> model -> training -> test -> results/<run>/ -> report.
+
+What a run directory holds (docs/training.md): config.yaml, train.log, metrics.jsonl, tensorboard/,
+checkpoints/{best,last}.pt, test_predictions.parquet, summary.json, report.md, report.txt, plots.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+import yaml
+
+from common.atomic import atomic_write_bytes
+from common.errors import MDAFError
+from data_prep.dataset import ProcessedDataset
+from models.registry import build_model
+from training import distributed
+from training.config import ExperimentConfig, load_experiment
+from training.data import open_dataset
+from training.device import DEVICES, resolve_device
+from training.logs import setup_logging
+from training.metrics import click_probability, oracle_metrics, split_metrics
+from training.report import write_report
+from training.trainer import Trainer, peak_memory_mb
+
+log = logging.getLogger(__name__)
+
+# keys that may differ when a run is resumed: where and how fast it runs, not what it computes
+RESUME_FREE_KEYS = {"device", "threads", "log_every", "checkpoint_every", "eval_batch_size"}
+
+
+def argument_parser(description: str, default_config: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=default_config, help=f"experiment YAML (default {default_config})")
+    data = parser.add_mutually_exclusive_group()
+    data.add_argument("--raw-dir", help="raw Tianchi files: prepared into data/<source>-<hash> first")
+    data.add_argument("--data-dir", help="an already prepared dataset (python -m data_prep)")
+    parser.add_argument("--source", choices=("taobao_ad", "userbehavior"), help="which raw data set (default: the config's)")
+    parser.add_argument("--device", choices=DEVICES, help="default: the config's (auto: cuda, then mps, then cpu)")
+    parser.add_argument("--epochs", type=int, help="maximum epochs (default: the config's)")
+    parser.add_argument("--seed", type=int, help="training seed (default: the config's)")
+    parser.add_argument("--run-name", help="results/<run-name>/ (default: <experiment>-seed<seed>)")
+    parser.add_argument("--results-dir", default="results", help="where run directories go (default results)")
+    parser.add_argument("--resume", action="store_true", help="continue results/<run-name>/ from its last checkpoint")
+    return parser
+
+
+def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
+    """The experiment-config keys the command line sets."""
+    data = {k: v for k, v in (("raw_dir", args.raw_dir), ("dir", args.data_dir), ("source", args.source))
+            if v is not None}
+    train = {k: v for k, v in (("device", args.device), ("epochs", args.epochs), ("seed", args.seed))
+             if v is not None}
+    return {"data": data, "train": train}
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def history_timeline(model_cfg: dict[str, Any], meta: dict) -> str | None:
+    """The timeline whose window lengths go into the predictions: the model's, else the first."""
+    name = model_cfg.get("timeline") or (model_cfg.get("sequence") or {}).get("timeline")
+    return name if name in meta["timelines"] else next(iter(meta["timelines"]), None)
+
+
+def resolved_config(cfg: ExperimentConfig, run_name: str, dataset: ProcessedDataset) -> dict[str, Any]:
+    out = dataclasses.asdict(cfg)
+    out["run_name"] = run_name
+    out["data"]["prepared_dir"] = str(dataset.root)
+    return out
+
+
+def check_resumable(run_dir: Path, config: dict[str, Any]) -> None:
+    """A resumed run must compute the same thing: same config but for RESUME_FREE_KEYS."""
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return
+    theirs = yaml.safe_load(path.read_text())
+    mine = json.loads(json.dumps(config))
+    diff = sorted(f"{section}.{k}" for section in ("model", "train", "data") for k in
+                  set(theirs.get(section, {})) | set(mine.get(section, {}))
+                  if k not in RESUME_FREE_KEYS and theirs.get(section, {}).get(k) != mine.get(section, {}).get(k))
+    if diff:
+        raise MDAFError(f"{path}: this run was started with other values of {diff}; resume it with the same "
+                        "config and data, or choose another --run-name")
+
+
+def data_summary(dataset: ProcessedDataset, seq_len: int) -> dict[str, Any]:
+    splits = {name: dataset.split(name) for name in ("train", "val", "test")}
+    oracle = None
+    if all(t.oracle_p is not None for t in splits.values()):
+        oracle = {name: oracle_metrics(splits[name].label, splits[name].oracle_p) for name in ("val", "test")}
+    return {"dir": str(dataset.root), "source": dataset.meta.get("source"), "synthetic": bool(dataset.meta.get("synthetic")),
+            "rows": {k: len(t) for k, t in splits.items()},
+            "ctr": {k: float(t.label.mean()) if len(t) else float("nan") for k, t in splits.items()},
+            "oracle": oracle, "seq_len": seq_len}
+
+
+def write_predictions(path: Path, preds: dict[str, np.ndarray], smoothing: float) -> None:
+    """The per-sample columns of `preds` plus p, as a parquet written whole or not at all."""
+    cols = {**preds, "p": click_probability(preds["logit"], smoothing).astype(np.float32)}
+    order = ["row", "user_id", "label", "logit", "p", "history_length", "oracle_p", "gate_mean"]
+    frame = pl.DataFrame({k: cols[k] for k in order if k in cols})
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.write_parquet(tmp)
+    tmp.replace(path)
+
+
+def run_experiment(cfg: ExperimentConfig, run_name: str | None = None, results_dir: str | Path = "results",
+                   resume: bool = False) -> Path:
+    """Train, test and report `cfg`; returns the run directory. Works under torchrun."""
+    ctx = distributed.from_env()
+    train = cfg.train
+    run_name = run_name or f"{cfg.experiment}-seed{train.seed}"
+    run_dir = Path(results_dir) / run_name
+    if ctx.is_main and not resume and ((run_dir / "checkpoints").exists() or (run_dir / "summary.json").exists()):
+        raise MDAFError(f"{run_dir}: holds a run already; pass --resume to continue it, or another --run-name")
+    setup_logging(run_dir, ctx.is_main)
+    began = time.perf_counter()
+    if train.threads:
+        torch.set_num_threads(train.threads)
+    device = resolve_device(train.device, ctx.local_rank)
+    distributed.init(ctx, device)
+    try:
+        dataset = open_dataset(cfg.data, ctx)
+        config = resolved_config(cfg, run_name, dataset)
+        if ctx.is_main:
+            if resume:
+                check_resumable(run_dir, config)
+            atomic_write_bytes(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False).encode())
+        seed_everything(train.seed)
+        model = build_model(cfg.model, dataset.meta)
+        params = sum(p.numel() for p in model.parameters())
+        log.info("run %s: model %s (%s parameters) on %s, %d process(es), data %s", run_name, cfg.model["name"],
+                 f"{params:,}", device, ctx.world_size, dataset.root)
+        trainer = Trainer(model, dataset, train, run_dir, ctx, device, history_timeline(cfg.model, dataset.meta))
+        fit = trainer.fit(resume=resume)
+        eval_began = time.perf_counter()
+        test = trainer.predict("test")
+        eval_rate = len(test["label"]) / (time.perf_counter() - eval_began)
+        metrics = split_metrics(test["label"], test["logit"], test["user_id"], train.label_smoothing)
+        if ctx.is_main:
+            _finish(run_dir, cfg, run_name, dataset, trainer, fit, test, metrics, params, device, ctx.world_size,
+                    eval_rate, time.perf_counter() - began, Path(results_dir))
+        distributed.barrier()
+    finally:
+        distributed.shutdown()
+    return run_dir
+
+
+def _finish(run_dir, cfg, run_name, dataset, trainer, fit, test, metrics, params, device, world_size, eval_rate,
+            seconds, results_dir) -> None:
+    """Rank 0: test record, predictions, summary.json, report."""
+    train = cfg.train
+    trainer.recorder.record("test", **metrics)
+    log.info("test: AUC %.4f logloss %.4f GAUC %.4f mean p %.4f vs click rate %.4f (%d samples)", metrics["auc"],
+             metrics["logloss"], metrics["gauc"], metrics["mean_pred"], metrics["ctr"], metrics["n"])
+    write_predictions(run_dir / "test_predictions.parquet", test, train.label_smoothing)
+    gate = None
+    if "gate_hist" in test:
+        mean = float(test["gate_dim_mean"].mean())
+        gate = {"mean": mean, "std": float(np.sqrt(max(test["gate_sq_mean"] - mean**2, 0.0))),
+                "hist_edges": np.linspace(0, 1, len(test["gate_hist"]) + 1).tolist(),
+                "hist_counts": test["gate_hist"].astype(int).tolist(), "dim_means": test["gate_dim_mean"].tolist()}
+    summary = {
+        "run_name": run_name, "label": cfg.label or cfg.model["name"], "experiment": cfg.experiment,
+        "model": {"name": cfg.model["name"], "params": params},
+        "data": data_summary(dataset, train.seq_len),
+        "train": {"epochs_run": fit.epochs_run, "best_epoch": fit.best_epoch, "stop_reason": fit.stop_reason,
+                  "best_val_auc": fit.best_val_auc, "seed": train.seed},
+        "test": metrics,
+        "efficiency": {"seconds_per_epoch": fit.seconds_per_epoch, "train_samples_per_s": fit.train_samples_per_s,
+                       "eval_samples_per_s": eval_rate, "peak_memory_mb": peak_memory_mb(device), "params": params,
+                       "device": str(device), "world_size": world_size, "total_seconds": seconds},
+        "gate": gate,
+        "finished": True,
+    }
+    atomic_write_bytes(run_dir / "summary.json", json.dumps(summary, indent=2).encode())
+    write_report(run_dir, results_dir)
+    log.info("wrote %s (report.md, report.txt, plots)", run_dir)
+
+
+def main(argv: list[str] | None, description: str, default_config: str) -> int:
+    """An entry script's body: parse, run, turn a user error into one line and exit status 1."""
+    args = argument_parser(description, default_config).parse_args(argv)
+    try:
+        cfg = load_experiment(args.config, overrides_from(args))
+        run_experiment(cfg, args.run_name, args.results_dir, args.resume)
+    except MDAFError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0

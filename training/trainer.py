@@ -1,0 +1,293 @@
+"""The training loop: one model, one prepared dataset, one recipe (training/config.py).
+
+Per batch: forward (bf16 autocast on CUDA if asked), label-smoothed BCE plus any auxiliary loss
+(models/losses.py), a stop if the loss or gradient norm is not finite on any rank, backward,
+gradient clipping, AdamW step, learning-rate step. Per epoch: train AUC and loss from the
+epoch's own predictions, validation metrics, early stopping, best.pt on a new best, last.pt.
+At the end the best weights are loaded back.
+
+Resuming: last.pt holds the position inside the epoch, the partial train predictions and every
+rank's RNG states, and batches are a function of (seed, epoch), so a resumed CPU run repeats the
+uninterrupted run's arithmetic exactly.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import resource
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from common.errors import MDAFError
+from data_prep.dataset import ProcessedDataset
+from data_prep.loader import BatchLoader
+from models.losses import model_loss
+from training import distributed
+from training.checkpoint import load_checkpoint, save_checkpoint, set_rng_state, rng_state
+from training.config import TrainConfig
+from training.distributed import Dist
+from training.early_stopping import EarlyStopping
+from training.logs import RunRecorder
+from training.metrics import auc, split_metrics
+from training.optim import adamw
+from training.schedule import warmup_cosine
+from training.scoring import score_split
+
+log = logging.getLogger(__name__)
+
+RESUMABLE_KEYS_IGNORED = ("device", "threads", "log_every", "checkpoint_every", "eval_batch_size")
+
+
+class TrainingDiverged(MDAFError):
+    """The loss or the gradient norm stopped being finite."""
+
+
+@dataclass
+class FitResult:
+    epochs_run: int
+    best_epoch: int
+    best_val_auc: float
+    stop_reason: str
+    seconds_per_epoch: float
+    train_samples_per_s: float
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak CUDA memory allocated on a GPU, else the process's peak resident set size."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+class Trainer:
+    def __init__(self, model: nn.Module, dataset: ProcessedDataset, cfg: TrainConfig, run_dir: Path,
+                 ctx: Dist, device: torch.device, timeline: str | None):
+        if cfg.batch_size % ctx.world_size:
+            raise MDAFError(f"training config: key 'batch_size' ({cfg.batch_size}) must be a multiple of "
+                            f"the number of processes ({ctx.world_size})")
+        for split in ("train", "val"):
+            if len(dataset.split(split)) == 0:
+                raise MDAFError(f"{dataset.root / 'samples' / (split + '.parquet')}: no samples; training needs "
+                                "train and validation samples (check the split days of the data config)")
+        self.cfg, self.ctx, self.device, self.dataset, self.timeline = cfg, ctx, device, dataset, timeline
+        self.model = model.to(device)
+        self.ckpt_dir = run_dir / "checkpoints"
+        self.train_loader = BatchLoader(dataset, "train", cfg.seq_len, cfg.batch_size // ctx.world_size,
+                                        shuffle=True, seed=cfg.seed, rank=ctx.rank, world_size=ctx.world_size)
+        self.optimizer = adamw(self.model, cfg.lr, cfg.weight_decay, cfg.betas)
+        self.scheduler = warmup_cosine(self.optimizer, len(self.train_loader), cfg.epochs, cfg.warmup_epochs,
+                                       cfg.warmup_start, cfg.final_lr_ratio)
+        self.stopper = EarlyStopping(cfg.patience, cfg.min_delta)
+        self.recorder = RunRecorder(run_dir, ctx.is_main)
+        self.use_bf16 = cfg.bf16 and device.type == "cuda"
+        if cfg.bf16 and not self.use_bf16:
+            log.warning("bf16 autocast is for CUDA only; training in float32 on %s", device)
+        self.aux_loss = self._resolve_aux_loss()
+        self.net = self.model
+        if ctx.enabled:
+            unused = self.aux_loss == "none" and self._has_aux
+            self.net = DistributedDataParallel(self.model, device_ids=[device] if device.type == "cuda" else None,
+                                               find_unused_parameters=unused)
+        # progress: the epoch in progress (1-based), batches done in it, optimiser steps in all
+        self.epoch, self.position, self.step = 1, 0, 0
+        self.partial: dict | None = None
+        self.history: list[dict] = []
+        self.done, self.stop_reason = False, ""
+        self.epoch_seconds: list[float] = []
+        self.train_rates: list[float] = []
+
+    # ----- set-up -----
+    def _autocast(self):
+        if self.use_bf16:
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+
+    def _resolve_aux_loss(self) -> str:
+        """'auto' -> 'tri_bce' when the model returns sub-network logits, else 'none' (checked on
+        a few validation samples in eval mode, which draws no random numbers)."""
+        loader = BatchLoader(self.dataset, "val", self.cfg.seq_len, 2)
+        self.model.eval()
+        with torch.no_grad():
+            out = self.model(self._to_device(loader.batch(np.arange(min(2, len(loader.table))))))
+        self.model.train()
+        self._has_aux = bool(out.aux_logits)
+        if self.cfg.aux_loss == "auto":
+            return "tri_bce" if self._has_aux else "none"
+        return self.cfg.aux_loss
+
+    # ----- checkpoints -----
+    def _state(self) -> dict:
+        rngs = distributed.gather_objects(rng_state())
+        return {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "early_stopping": self.stopper.state_dict(),
+            "epoch": self.epoch, "position": self.position, "step": self.step, "partial": self.partial,
+            "history": self.history, "done": self.done, "stop_reason": self.stop_reason,
+            "epoch_seconds": self.epoch_seconds, "train_rates": self.train_rates,
+            "train_config": asdict(self.cfg), "world_size": self.ctx.world_size, "rngs": rngs,
+        }
+
+    def _save_last(self) -> None:
+        state = self._state()
+        if self.ctx.is_main:
+            save_checkpoint(self.ckpt_dir / "last.pt", state)
+        distributed.barrier()
+
+    def restore(self, path: Path) -> None:
+        """Continue from checkpoint `path` (written by this trainer with the same recipe)."""
+        state = load_checkpoint(path)
+        theirs, ours = state["train_config"], asdict(self.cfg)
+        changed = sorted(k for k in ours if k not in RESUMABLE_KEYS_IGNORED and theirs.get(k) != ours[k])
+        if changed:
+            raise MDAFError(f"{path}: written with a different training config (keys {changed}); "
+                            "resume with the run's own config, or start a new run")
+        if state["world_size"] != self.ctx.world_size:
+            raise MDAFError(f"{path}: written by {state['world_size']} process(es); resume with as many "
+                            f"(this run has {self.ctx.world_size})")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.stopper.load_state_dict(state["early_stopping"])
+        for key in ("epoch", "position", "step", "partial", "history", "done", "stop_reason",
+                    "epoch_seconds", "train_rates"):
+            setattr(self, key, state[key])
+        set_rng_state(state["rngs"][self.ctx.rank])
+        log.info("resumed from %s: epoch %d, batch %d of %d, step %d", path, self.epoch, self.position,
+                 len(self.train_loader), self.step)
+
+    # ----- training -----
+    def fit(self, resume: bool = False) -> FitResult:
+        """Train until early stopping or the last epoch; the model ends with the best weights."""
+        last = self.ckpt_dir / "last.pt"
+        if resume and last.is_file():
+            self.restore(last)
+        elif resume:
+            log.info("--resume: no %s yet, starting from the beginning", last)
+        while not self.done:
+            self._train_epoch()
+            self._end_epoch()
+        best = load_checkpoint(self.ckpt_dir / "best.pt")
+        self.model.load_state_dict(best["model"])
+        log.info("training stopped: %s; best epoch %d (val AUC %.4f) restored", self.stop_reason,
+                 self.stopper.best_epoch, self.stopper.best)
+        self.recorder.close()
+        return FitResult(len(self.history), self.stopper.best_epoch, self.stopper.best, self.stop_reason,
+                         float(np.mean(self.epoch_seconds)), float(np.mean(self.train_rates)))
+
+    def _train_epoch(self) -> None:
+        cfg, loader = self.cfg, self.train_loader
+        loader.set_epoch(self.epoch)
+        if self.partial is None:
+            self.partial = {"logit": [], "label": [], "loss_sum": 0.0, "count": 0, "seconds": 0.0}
+        part = self.partial
+        self.model.train()
+        began, since_log, loss_since_log = time.perf_counter(), 0, 0.0
+        bar = tqdm(loader.batches(self.position), total=len(loader), initial=self.position, unit="batch",
+                   desc=f"epoch {self.epoch}", disable=not self.ctx.is_main, leave=False, dynamic_ncols=True)
+        for batch in bar:
+            batch = self._to_device(batch)
+            label = batch["label"]
+            with self._autocast():
+                out = self.net(batch)
+                loss = model_loss(out, label, cfg.label_smoothing, self.aux_loss)
+            if not distributed.all_ranks(bool(torch.isfinite(loss)), self.device):
+                self._diverged(f"loss is {loss.item()} on this rank (or not finite on another)")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            if not distributed.all_ranks(bool(torch.isfinite(norm)), self.device):
+                self._diverged(f"gradient norm is {norm.item()}")
+            self.optimizer.step()
+            self.scheduler.step()
+            self.step += 1
+            self.position += 1
+            n = int(label.shape[0])
+            part["logit"].append(out.logit.detach().float().cpu().numpy())
+            part["label"].append(label.cpu().numpy().astype(np.int8))
+            part["loss_sum"] += float(loss.item()) * n
+            part["count"] += n
+            since_log += n
+            loss_since_log += float(loss.item()) * n
+            if self.step % cfg.log_every == 0:
+                rate = part["count"] * self.ctx.world_size / (part["seconds"] + time.perf_counter() - began)
+                lr, mean_loss = self.scheduler.get_last_lr()[0], loss_since_log / since_log
+                self.recorder.record("step", epoch=self.epoch, step=self.step, lr=lr, loss=mean_loss,
+                                     samples_per_s=rate)
+                self.recorder.scalars(self.step, **{"loss/train_step": mean_loss, "lr": lr,
+                                                    "throughput/samples_per_s": rate})
+                bar.set_postfix(loss=f"{mean_loss:.4f}", samples_s=f"{rate:,.0f}")
+                since_log, loss_since_log = 0, 0.0
+            if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.position < len(loader):
+                now = time.perf_counter()
+                part["seconds"] += now - began
+                began = now
+                self._save_last()
+        bar.close()
+        part["seconds"] += time.perf_counter() - began
+
+    def _diverged(self, what: str) -> None:
+        last = self.ckpt_dir / "last.pt"
+        kept = f"the last good checkpoint is {last}" if last.is_file() else "no checkpoint was written yet"
+        raise TrainingDiverged(f"training stopped at epoch {self.epoch}, step {self.step + 1}: {what}; {kept} "
+                               "(try a lower lr or grad_clip, or bf16: false)")
+
+    def _end_epoch(self) -> None:
+        """Train and validation metrics, early stopping, checkpoints, the epoch record."""
+        part = self.partial
+        gathered = distributed.gather_arrays({"logit": np.concatenate(part["logit"]),
+                                              "label": np.concatenate(part["label"])})
+        sums = distributed.gather_objects((part["loss_sum"], part["count"]))
+        train_loss = sum(s for s, _ in sums) / sum(c for _, c in sums)
+        train_auc = auc(gathered["label"], gathered["logit"])
+        seconds = part["seconds"]
+        rate = part["count"] * self.ctx.world_size / seconds
+        began = time.perf_counter()
+        val = self.predict("val")
+        val_m = split_metrics(val["label"], val["logit"], val["user_id"], self.cfg.label_smoothing)
+        seconds += time.perf_counter() - began
+        improved = self.stopper.update(val_m["auc"], self.epoch)
+        gate_mean = float(val["gate_mean"].mean()) if "gate_mean" in val else None
+        record = {
+            "epoch": self.epoch, "step": self.step, "lr": self.scheduler.get_last_lr()[0],
+            "train_loss": train_loss, "train_auc": train_auc, "val_auc": val_m["auc"],
+            "val_logloss": val_m["logloss"], "val_gauc": val_m["gauc"], "gap": train_auc - val_m["auc"],
+            "status": self.stopper.status(), "seconds": seconds, "samples_per_s": rate, "gate_mean": gate_mean,
+        }
+        self.history.append(record)
+        self.epoch_seconds.append(seconds)
+        self.train_rates.append(rate)
+        self.recorder.record("epoch", **record)
+        self.recorder.scalars(self.step, **{
+            "auc/train": train_auc, "auc/val": val_m["auc"], "gauc/val": val_m["gauc"], "loss/train": train_loss,
+            "logloss/val": val_m["logloss"], "auc/gap": record["gap"], "gate/mean": gate_mean,
+            "throughput/epoch_samples_per_s": rate})
+        log.info("epoch %d: lr %.2e  train loss %.4f AUC %.4f | val AUC %.4f logloss %.4f GAUC %.4f | gap %+.4f"
+                 " | %s | %.0f s, %.0f samples/s", self.epoch, record["lr"], train_loss, train_auc, val_m["auc"],
+                 val_m["logloss"], val_m["gauc"], record["gap"], record["status"], seconds, rate)
+        if improved and self.ctx.is_main:
+            save_checkpoint(self.ckpt_dir / "best.pt", {"model": self.model.state_dict(), "epoch": self.epoch,
+                                                        "val_auc": val_m["auc"]})
+        if self.stopper.should_stop:
+            self.done, self.stop_reason = True, (
+                f"early stopping: no validation AUC gain above {self.cfg.min_delta} for "
+                f"{self.cfg.patience} epochs after epoch {self.stopper.best_epoch}")
+        elif self.epoch >= self.cfg.epochs:
+            self.done, self.stop_reason = True, f"reached the last epoch ({self.cfg.epochs})"
+        self.epoch, self.position, self.partial = self.epoch + 1, 0, None
+        self._save_last()
+
+    # ----- evaluation -----
+    def predict(self, split: str) -> dict[str, np.ndarray]:
+        """`split` scored by the current weights (training/scoring.py), on every rank."""
+        return score_split(self.model, self.dataset, split, self.cfg.seq_len, self.cfg.eval_batch_size,
+                           self.device, self.timeline, self.ctx, self.use_bf16)
