@@ -144,11 +144,12 @@ def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tiny_dataset
 
 def test_torchrun_two_cpu_processes_match_one(tiny_dataset, tmp_path):
     """Same global batches (rank r takes every 2nd sample of each global batch), same initial weights,
-    no dropout: the only difference is the order of float sums in the gradient all-reduce, about
-    1e-7 relative per step. Over 2 epochs that moves validation AUCs by well under 1e-3 (measured:
-    about 1e-5); 2e-3 would flag a real difference (a wrong shard or gradient scale shifts it by
-    more than 1e-2 on this set)."""
-    path = experiment_file(tmp_path, tiny_dataset, model=merge(TINY_MODEL, NO_DROPOUT), epochs=2)
+    no dropout, plain BCE: the only difference is the order of float sums in the gradient
+    all-reduce, about 1e-7 relative per step (measured over 2 epochs: identical AUCs, losses within
+    1e-8). 1e-4 would flag a wrong shard or gradient scale, which moves these AUCs by 1e-3 or more.
+    (With Tri-BCE the ranks' loss weights w_k come from their own half batches, which moved
+    validation AUC by 4e-4 on this set: that is the loss, not the sharding, so it is left out.)"""
+    path = experiment_file(tmp_path, tiny_dataset, model=merge(TINY_MODEL, NO_DROPOUT), epochs=2, aux_loss="none")
     script = REPO / "experiments" / "train_mdaf.py"
     common = ["--config", str(path), "--results-dir", str(tmp_path / "results")]
     one = subprocess.run([sys.executable, str(script), *common, "--run-name", "one"],
@@ -163,9 +164,10 @@ def test_torchrun_two_cpu_processes_match_one(tiny_dataset, tmp_path):
     assert b["efficiency"]["world_size"] == 2
     assert b["test"]["n"] == a["test"]["n"]
     for ra, rb in zip(records(tmp_path / "results" / "one", "epoch"), records(tmp_path / "results" / "two", "epoch")):
-        assert rb["val_auc"] == pytest.approx(ra["val_auc"], abs=2e-3)
-        assert rb["train_loss"] == pytest.approx(ra["train_loss"], abs=2e-3)
-    assert b["test"]["auc"] == pytest.approx(a["test"]["auc"], abs=2e-3)
+        assert rb["val_auc"] == pytest.approx(ra["val_auc"], abs=1e-4)
+        assert rb["train_auc"] == pytest.approx(ra["train_auc"], abs=1e-4)
+        assert rb["train_loss"] == pytest.approx(ra["train_loss"], abs=1e-4)
+    assert b["test"]["auc"] == pytest.approx(a["test"]["auc"], abs=1e-4)
 
 
 def test_predict_reproduces_the_test_auc(tiny_run, tmp_path):

@@ -59,6 +59,21 @@ class FitResult:
     train_samples_per_s: float
 
 
+class WithoutAuxLogits(nn.Module):
+    """The model with its sub-network logits dropped from the output, for DDP when the loss does not
+    use them: DDP counts every parameter that reaches an output as used, and would wait forever for
+    the gradients of the unused heads."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict[str, torch.Tensor]):
+        out = self.model(batch)
+        out.aux_logits = {}
+        return out
+
+
 def peak_memory_mb(device: torch.device) -> float:
     """Peak CUDA memory allocated on a GPU, else the process's peak resident set size."""
     if device.type == "cuda":
@@ -93,7 +108,8 @@ class Trainer:
         self.net = self.model
         if ctx.enabled:
             unused = self.aux_loss == "none" and self._has_aux
-            self.net = DistributedDataParallel(self.model, device_ids=[device] if device.type == "cuda" else None,
+            view = WithoutAuxLogits(self.model) if unused else self.model
+            self.net = DistributedDataParallel(view, device_ids=[device] if device.type == "cuda" else None,
                                                find_unused_parameters=unused)
         # progress: the epoch in progress (1-based), batches done in it, optimiser steps in all
         self.epoch, self.position, self.step = 1, 0, 0
