@@ -31,7 +31,7 @@ TINY_MODEL = {"base": "configs/model/mdaf.yaml", "hidden": 32, "mlp": [32],
 NO_DROPOUT = {"dropout": 0.0, "sequence": {"dropout": 0.0}, "static": {"ecn_dropout": 0.0, "lcn_dropout": 0.0}}
 TINY_TRAIN = {"base": "configs/train/v2.yaml", "epochs": 3, "batch_size": 256, "seq_len": 10,
               "eval_batch_size": 1024, "warmup_epochs": 1, "threads": 1}
-EPOCH_KEYS = ("epoch", "step", "lr", "train_loss", "train_auc", "val_auc", "val_logloss", "val_gauc", "gap",
+EPOCH_KEYS = ("epoch", "step", "lr", "train_loss", "train_logloss", "train_auc", "val_auc", "val_logloss", "val_gauc", "gap",
               "status", "gate_mean")
 
 

@@ -54,6 +54,10 @@ class TrainConfig:
     checkpoint_every: int = 0
 
 
+# recipe keys a resumed run may change: where and how fast it runs, not what it computes
+RESUME_FREE_KEYS = ("device", "threads", "log_every", "checkpoint_every", "eval_batch_size")
+
+
 @dataclass
 class DataConfig:
     """Where the samples come from, first match wins: `dir` (a prepared dataset), `raw_dir` (raw

@@ -50,12 +50,17 @@ def group_auc(user: np.ndarray, label: np.ndarray, score: np.ndarray) -> float:
     return float((per_user["auc"] * per_user["n"]).sum() / per_user["n"].sum())
 
 
+def logloss(label: np.ndarray, logit: np.ndarray, smoothing: float) -> float:
+    """sklearn's log_loss of the click probabilities p (smoothing undone)."""
+    return float(log_loss(label, click_probability(logit, smoothing), labels=[0, 1]))
+
+
 def split_metrics(label: np.ndarray, logit: np.ndarray, user: np.ndarray, smoothing: float) -> dict[str, float]:
     """auc, logloss, gauc, mean_pred, ctr and n of one split's predictions."""
     p = click_probability(logit, smoothing)
     return {
         "auc": auc(label, logit),
-        "logloss": float(log_loss(label, p, labels=[0, 1])),
+        "logloss": logloss(label, logit, smoothing),
         "gauc": group_auc(user, label, logit),
         "mean_pred": float(p.mean()),
         "ctr": float(np.mean(label)),

@@ -25,7 +25,7 @@ from common.errors import MDAFError
 from data_prep.dataset import ProcessedDataset
 from models.registry import build_model
 from training import distributed
-from training.config import ExperimentConfig, load_experiment
+from training.config import RESUME_FREE_KEYS, ExperimentConfig, load_experiment
 from training.data import open_dataset
 from training.device import DEVICES, resolve_device
 from training.logs import setup_logging
@@ -35,8 +35,6 @@ from training.trainer import Trainer, peak_memory_mb
 
 log = logging.getLogger(__name__)
 
-# keys that may differ when a run is resumed: where and how fast it runs, not what it computes
-RESUME_FREE_KEYS = {"device", "threads", "log_every", "checkpoint_every", "eval_batch_size"}
 
 
 def argument_parser(description: str, default_config: str) -> argparse.ArgumentParser:

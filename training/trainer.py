@@ -31,18 +31,17 @@ from data_prep.loader import BatchLoader
 from models.losses import model_loss
 from training import distributed
 from training.checkpoint import load_checkpoint, save_checkpoint, set_rng_state, rng_state
-from training.config import TrainConfig
+from training.config import RESUME_FREE_KEYS, TrainConfig
 from training.distributed import Dist
 from training.early_stopping import EarlyStopping
 from training.logs import RunRecorder
-from training.metrics import auc, split_metrics
+from training.metrics import auc, logloss, split_metrics
 from training.optim import adamw
 from training.schedule import warmup_cosine
 from training.scoring import score_split
 
 log = logging.getLogger(__name__)
 
-RESUMABLE_KEYS_IGNORED = ("device", "threads", "log_every", "checkpoint_every", "eval_batch_size")
 
 
 class TrainingDiverged(MDAFError):
@@ -163,7 +162,7 @@ class Trainer:
         """Continue from checkpoint `path` (written by this trainer with the same recipe)."""
         state = load_checkpoint(path)
         theirs, ours = state["train_config"], asdict(self.cfg)
-        changed = sorted(k for k in ours if k not in RESUMABLE_KEYS_IGNORED and theirs.get(k) != ours[k])
+        changed = sorted(k for k in ours if k not in RESUME_FREE_KEYS and theirs.get(k) != ours[k])
         if changed:
             raise MDAFError(f"{path}: written with a different training config (keys {changed}); "
                             "resume with the run's own config, or start a new run")
@@ -275,7 +274,9 @@ class Trainer:
         gate_mean = float(val["gate_mean"].mean()) if "gate_mean" in val else None
         record = {
             "epoch": self.epoch, "step": self.step, "lr": self.scheduler.get_last_lr()[0],
-            "train_loss": train_loss, "train_auc": train_auc, "val_auc": val_m["auc"],
+            "train_loss": train_loss,
+            "train_logloss": logloss(gathered["label"], gathered["logit"], self.cfg.label_smoothing),
+            "train_auc": train_auc, "val_auc": val_m["auc"],
             "val_logloss": val_m["logloss"], "val_gauc": val_m["gauc"], "gap": train_auc - val_m["auc"],
             "status": self.stopper.status(), "seconds": seconds, "samples_per_s": rate, "gate_mean": gate_mean,
         }

@@ -30,7 +30,10 @@ def learning_curves(epochs: list[dict[str, Any]], steps: list[dict[str, Any]], b
     auc_ax.plot([best_epoch], [best["val_auc"]], "*", color="C3", ms=18, zorder=3,
                 label=f"best epoch {best_epoch} (val {best['val_auc']:.3f})")
     _labels(auc_ax, "AUC per epoch", "epoch", "AUC")
-    loss_ax.plot(x, [e["train_loss"] for e in epochs], "o-", label="train loss")
+    if all("train_logloss" in e for e in epochs):  # the same quantity as val logloss
+        loss_ax.plot(x, [e["train_logloss"] for e in epochs], "o-", label="train logloss")
+    else:
+        loss_ax.plot(x, [e["train_loss"] for e in epochs], "o-", label="train loss (objective)")
     loss_ax.plot(x, [e["val_logloss"] for e in epochs], "s-", label="val logloss")
     _labels(loss_ax, "Loss per epoch", "epoch", "log loss")
     for ax in (auc_ax, loss_ax):

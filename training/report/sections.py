@@ -59,12 +59,18 @@ def data_section(run: Run) -> Section:
 
 def epochs_section(run: Run) -> Section:
     gate = any(e.get("gate_mean") is not None for e in run.epochs)
-    headers = ["epoch", "lr", "train loss", "train AUC", "val AUC", "val logloss", "gap", "status"]
-    rows = [[str(e["epoch"]), num(e["lr"], ".3g"), num(e["train_loss"]), num(e["train_auc"]),
+    logloss = all("train_logloss" in e for e in run.epochs)
+    headers = ["epoch", "lr", "train loss", *(["train logloss"] if logloss else []), "train AUC", "val AUC",
+               "val logloss", "gap", "status"]
+    rows = [[str(e["epoch"]), num(e["lr"], ".3g"), num(e["train_loss"]),
+             *([num(e["train_logloss"])] if logloss else []), num(e["train_auc"]),
              num(e["val_auc"]), num(e["val_logloss"]), num(e["gap"], "+.4f"), str(e["status"])]
             + ([num(e.get("gate_mean"), ".3f")] if gate else []) for e in run.epochs]
     blocks: list[Any] = [Table(headers + (["gate mean"] if gate else []), rows,
-                               "rrrrrrrl" + ("r" if gate else ""))]
+                               "rr" + "r" * (6 + logloss) + "l" + ("r" if gate else ""))]
+    blocks.append("train loss: the training objective (smoothed targets, plus Tri-BCE's terms where the "
+                  "model has sub-network heads); train logloss: the logloss of the epoch's own training "
+                  "predictions, the quantity val logloss measures.")
     if run.resumed_epochs:
         blocks.append(f"The run was resumed: metrics.jsonl records epoch(s) "
                       f"{', '.join(map(str, run.resumed_epochs))} more than once; the last record "
