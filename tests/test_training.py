@@ -191,12 +191,16 @@ def test_ablation_grid_is_resumable_and_tabulated(tiny_dataset, tmp_path):
     grid = {"base": str(base), "reference": "MDAF-Full", "seeds": [0, 1],
             "summary_doc": str(tmp_path / "summary_doc.md"),
             "models": [{"label": "MDAF-Full", "model": TINY_MODEL},
-                       {"label": "DNN", "model": {"base": "configs/model/dnn.yaml", "hidden": [32]}}]}
+                       {"label": "DNN", "model": {"base": "configs/model/dnn.yaml", "hidden": [32]},
+                        "train": {"label_smoothing": 0.0}}]}
     (tmp_path / "grid.yaml").write_text(yaml.safe_dump(grid))
     cfg = load_ablation(tmp_path / "grid.yaml")
     results = tmp_path / "ablation"
     run_grid(cfg, results, {})
     first = (results / "dnn" / "seed1" / "summary.json").stat().st_mtime_ns
+    smoothing = {d: yaml.safe_load((results / d / "seed0" / "config.yaml").read_text())["train"]["label_smoothing"]
+                 for d in ("dnn", "mdaf_full")}
+    assert smoothing == {"dnn": 0.0, "mdaf_full": 0.05}  # an entry's own recipe keys, and only its own
     run_grid(cfg, results, {})  # everything finished: nothing is retrained
     assert (results / "dnn" / "seed1" / "summary.json").stat().st_mtime_ns == first
     rows = write_summary(cfg, results, "python experiments/run_ablations.py --config grid.yaml", tmp_path / "doc.md")

@@ -30,8 +30,12 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class AblationEntry:
+    """model: a model YAML path or mapping, as in an experiment config; train: recipe keys this
+    entry changes (e.g. {aux_loss: none})."""
+
     label: str
-    model: Any  # a model YAML path or mapping, as in an experiment config
+    model: Any
+    train: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -70,7 +74,7 @@ def run_grid(cfg: AblationConfig, results: Path, overrides: dict[str, Any], labe
             if _finished(run_dir):
                 log.info("%s seed %d: finished already, skipped", entry.label, seed)
                 continue
-            exp = load_experiment(cfg.base, merge(overrides, {"train": {"seed": seed}}))
+            exp = load_experiment(cfg.base, merge(overrides, {"train": {**entry.train, "seed": seed}}))
             exp.model, exp.label = resolve_section(entry.model, f"ablation model {entry.label!r}"), entry.label
             log.info("%s seed %d: training into %s", entry.label, seed, run_dir)
             run_experiment(exp, f"{slug(entry.label)}/seed{seed}", results, resume=run_dir.exists())
