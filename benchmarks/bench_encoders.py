@@ -48,7 +48,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from measure import RunStart, argument_parser, memory_budget, publish, read_peak, reset_peak, run_fresh
+from measure import RunStart, argument_parser, memory_budget, publish, run_fresh
+
+from common.memory import read_peak, reset_peak
 from models.mdaf.sequence_branch import SequenceBranch, SequenceConfig
 
 ROOT = Path(__file__).resolve().parent.parent

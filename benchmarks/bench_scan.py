@@ -47,7 +47,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from measure import RunStart, argument_parser, memory_budget, publish, read_peak, reset_peak, run_fresh
+from measure import RunStart, argument_parser, memory_budget, publish, run_fresh
+
+from common.memory import read_peak, reset_peak
 from models.mdaf.selective_scan import selective_scan
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -2,10 +2,8 @@
 the memory budget, the options every benchmark takes, the machine and load lines of a results file,
 and its printing and writing.
 
-Peak memory: writing 5 to /proc/self/clear_refs sets VmHWM (the process's resident high-water mark)
-to the current VmRSS, so the peak of what runs after `reset_peak` is `read_peak` minus what
-`reset_peak` returned. On CUDA, torch.cuda's peak allocated bytes are used the same way. Each
-measurement runs in a fresh process, so no earlier measurement's heap or high-water mark counts.
+Peak memory: `reset_peak` / `read_peak` (common/memory.py). Each measurement runs in a fresh
+process, so no earlier measurement's heap or high-water mark counts.
 """
 from __future__ import annotations
 
@@ -25,26 +23,8 @@ from typing import TypeVar
 import psutil
 import torch
 
+
 T = TypeVar("T")
-
-
-def _status_bytes(key: str) -> int:
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) * 1024 for line in status if line.startswith(key + ":"))
-
-
-def reset_peak(device: str) -> int:
-    """Start a fresh peak; returns the memory in use now (resident bytes, or CUDA bytes allocated)."""
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-        return torch.cuda.memory_allocated()
-    with open("/proc/self/clear_refs", "w") as clear_refs:
-        clear_refs.write("5")
-    return _status_bytes("VmRSS")
-
-
-def read_peak(device: str) -> int:
-    return torch.cuda.max_memory_allocated() if device == "cuda" else _status_bytes("VmHWM")
 
 
 def memory_budget(device: str, gb: float | None = None) -> float:

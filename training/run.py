@@ -22,6 +22,7 @@ import yaml
 
 from common.atomic import atomic_write_bytes
 from common.errors import MDAFError
+from common.memory import PeakMemory
 from data_prep.dataset import ProcessedDataset
 from models.registry import build_model
 from training import distributed
@@ -31,7 +32,7 @@ from training.device import DEVICES, resolve_device
 from training.logs import setup_logging
 from training.metrics import click_probability, oracle_metrics, split_metrics
 from training.report import write_report
-from training.trainer import Trainer, peak_memory_mb
+from training.trainer import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,7 @@ def run_experiment(cfg: ExperimentConfig, run_name: str | None = None, results_d
     if train.threads:
         torch.set_num_threads(train.threads)
     device = resolve_device(train.device, ctx.local_rank)
+    peak = PeakMemory(device.type)
     distributed.init(ctx, device)
     try:
         dataset = open_dataset(cfg.data, ctx)
@@ -153,7 +155,7 @@ def run_experiment(cfg: ExperimentConfig, run_name: str | None = None, results_d
         metrics = split_metrics(test["label"], test["logit"], test["user_id"], train.label_smoothing)
         if ctx.is_main:
             _finish(run_dir, cfg, run_name, dataset, trainer, fit, test, metrics, params, device, ctx.world_size,
-                    eval_rate, time.perf_counter() - began, Path(results_dir))
+                    eval_rate, time.perf_counter() - began, Path(results_dir), peak.mb())
         distributed.barrier()
     finally:
         distributed.shutdown()
@@ -161,7 +163,7 @@ def run_experiment(cfg: ExperimentConfig, run_name: str | None = None, results_d
 
 
 def _finish(run_dir, cfg, run_name, dataset, trainer, fit, test, metrics, params, device, world_size, eval_rate,
-            seconds, results_dir) -> None:
+            seconds, results_dir, peak_mb) -> None:
     """Rank 0: test record, predictions, summary.json, report."""
     train = cfg.train
     trainer.recorder.record("test", **metrics)
@@ -182,7 +184,7 @@ def _finish(run_dir, cfg, run_name, dataset, trainer, fit, test, metrics, params
                   "best_val_auc": fit.best_val_auc, "seed": train.seed},
         "test": metrics,
         "efficiency": {"seconds_per_epoch": fit.seconds_per_epoch, "train_samples_per_s": fit.train_samples_per_s,
-                       "eval_samples_per_s": eval_rate, "peak_memory_mb": peak_memory_mb(device), "params": params,
+                       "eval_samples_per_s": eval_rate, "peak_memory_mb": peak_mb, "params": params,
                        "device": str(device), "world_size": world_size, "total_seconds": seconds},
         "gate": gate,
         "finished": True,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import resource
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -71,13 +70,6 @@ class WithoutAuxLogits(nn.Module):
         out = self.model(batch)
         out.aux_logits = {}
         return out
-
-
-def peak_memory_mb(device: torch.device) -> float:
-    """Peak CUDA memory allocated on a GPU, else the process's peak resident set size."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 class Trainer:
