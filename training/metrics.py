@@ -13,6 +13,8 @@ y (1 - s) + s / 2 estimates sigma(z) = s / 2 + (1 - s) P(click), so
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import polars as pl
 from sklearn.metrics import log_loss, roc_auc_score
@@ -56,7 +58,9 @@ def logloss(label: np.ndarray, logit: np.ndarray, smoothing: float) -> float:
 
 
 def split_metrics(label: np.ndarray, logit: np.ndarray, user: np.ndarray, smoothing: float) -> dict[str, float]:
-    """auc, logloss, gauc, mean_pred, ctr and n of one split's predictions."""
+    """auc, logloss, gauc, mean_pred, ctr and n of one split's predictions (NaN for an empty split)."""
+    if len(label) == 0:
+        return {"auc": math.nan, "logloss": math.nan, "gauc": math.nan, "mean_pred": math.nan, "ctr": math.nan, "n": 0}
     p = click_probability(logit, smoothing)
     return {
         "auc": auc(label, logit),
