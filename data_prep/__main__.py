@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from common.errors import MDAFError
+from common.errors import exit_status
 from data_prep.config import SOURCES, load_prep_config
 from data_prep.prepare import prepare
 
@@ -36,7 +36,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
-    try:
+
+    def run() -> None:
         cfg = load_prep_config(args.source, args.config)
         raw_dir, out = args.raw_dir, args.out
         if raw_dir is None:
@@ -47,11 +48,8 @@ def main(argv: list[str] | None = None) -> int:
             out = out or synthetic_home(synth) / args.source
         prepare(raw_dir, out or Path("data") / args.source, cfg, overwrite=args.overwrite,
                 vocab_from=args.vocab_from)
-    except MDAFError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
 
+    return exit_status(run)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -9,7 +9,7 @@
 import argparse
 import sys
 
-from common.errors import MDAFError
+from common.errors import exit_status
 from training.logs import setup_logging
 from training.predict import SPLITS, predict
 
@@ -25,12 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", choices=("auto", "cuda", "mps", "cpu"))
     args = parser.parse_args(argv)
     setup_logging(None, True)
-    try:
-        predict(args.run, args.split, args.checkpoint, args.raw_dir, args.data_config, args.out, args.device)
-    except MDAFError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(lambda: predict(args.run, args.split, args.checkpoint, args.raw_dir, args.data_config,
+                                       args.out, args.device))
 
 
 if __name__ == "__main__":

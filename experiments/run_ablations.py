@@ -14,7 +14,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from common.errors import MDAFError
+from common.errors import exit_status
 from training.ablation import load_ablation, run_grid, write_summary
 from training.logs import setup_logging
 
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = Path(args.results_dir)
     setup_logging(results, True)
-    try:
+    def run() -> None:
         cfg = load_ablation(args.config)
         if args.seeds is not None:
             cfg.seeds = list(range(args.seeds))
@@ -45,10 +45,8 @@ def main(argv: list[str] | None = None) -> int:
             setup_logging(results, True)
         given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--summary-only"]
         write_summary(cfg, results, " ".join(["python experiments/run_ablations.py", shlex.join(given)]).strip())
-    except MDAFError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+
+    return exit_status(run)
 
 
 if __name__ == "__main__":

@@ -36,8 +36,10 @@ def _prepare(cfg: DataConfig) -> Path:
         return out
     synth = synthetic_config(None, **cfg.synthetic)
     out = synthetic_home(synth) / cfg.source
-    log.info("no data given: using the synthetic %s set of %d users in %s (generator defaults updated by "
-             "data.synthetic %s; generated and prepared on first use)", cfg.source, synth.n_users, out, cfg.synthetic)
+    log.info("no data given: using a small synthetic %s set of %d users in %s, so that the run finishes in "
+             "minutes on 2 CPU cores (generator defaults updated by data.synthetic %s; generated and prepared "
+             "on first use; pass --raw-dir or --data-dir for real data)", cfg.source, synth.n_users, out,
+             cfg.synthetic)
     prepare(ensure_synthetic_raw(cfg.source, synth), out, prep)
     return out
 

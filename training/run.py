@@ -10,7 +10,6 @@ import dataclasses
 import json
 import logging
 import random
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import torch
 import yaml
 
 from common.atomic import atomic_write_bytes
-from common.errors import MDAFError
+from common.errors import MDAFError, exit_status
 from common.memory import PeakMemory
 from data_prep.dataset import ProcessedDataset
 from models.registry import build_model
@@ -197,10 +196,5 @@ def _finish(run_dir, cfg, run_name, dataset, trainer, fit, test, metrics, params
 def main(argv: list[str] | None, description: str, default_config: str) -> int:
     """An entry script's body: parse, run, turn a user error into one line and exit status 1."""
     args = argument_parser(description, default_config).parse_args(argv)
-    try:
-        cfg = load_experiment(args.config, overrides_from(args))
-        run_experiment(cfg, args.run_name, args.results_dir, args.resume)
-    except MDAFError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(lambda: run_experiment(load_experiment(args.config, overrides_from(args)), args.run_name,
+                                              args.results_dir, args.resume))
