@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -14,13 +15,24 @@ from common.errors import MDAFError
 T = TypeVar("T")
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading `1e-3` as a float as YAML 1.2 does (YAML 1.1, PyYAML's
+    default, needs a dot: `1.0e-3`, and reads `1e-3` as the string '1e-3')."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping; a missing file or a non-mapping top level is an MDAFError."""
     path = Path(path)
     if not path.is_file():
         raise MDAFError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(), Loader=_Loader) or {}
     except yaml.YAMLError as exc:
         raise MDAFError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(data, dict):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from common.errors import exit_status
 from data_prep.config import SOURCES, load_prep_config
-from data_prep.prepare import prepare
+from data_prep.prepare import prepare, prepare_copy
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -23,13 +23,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--source", choices=SOURCES, default="taobao_ad")
     parser.add_argument("--raw-dir", type=Path, help="raw Tianchi files; omit for a synthetic set")
     parser.add_argument("--out", type=Path, help="dataset directory (default data/<source>, or "
-                        "data/synthetic/<seed-config>/<source> for a synthetic set)")
+                        "data/synthetic/<seed-config>/<source>-<hash of the inputs> for a synthetic set)")
     parser.add_argument("--config", type=Path, help="preparation YAML (default configs/data/<source>.yaml)")
     parser.add_argument("--synthetic-config", type=Path, help="generator YAML (default configs/data/synthetic.yaml)")
     parser.add_argument("--seed", type=int, help="generator seed (synthetic only)")
     parser.add_argument("--vocab-from", type=Path, help="a processed dataset of the same source: encode "
                         "with its vocabularies (and price edges) instead of fitting new ones")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing dataset that data_prep wrote (never anything else)")
     return parser.parse_args(argv)
 
 
@@ -39,14 +40,19 @@ def main(argv: list[str] | None = None) -> int:
 
     def run() -> None:
         cfg = load_prep_config(args.source, args.config)
-        raw_dir, out = args.raw_dir, args.out
-        if raw_dir is None:
+        if args.raw_dir is None and args.out is None:
             from data_prep.synthetic_raw import ensure_synthetic_raw, synthetic_config, synthetic_home
 
             synth = synthetic_config(args.synthetic_config, args.seed)
-            raw_dir = ensure_synthetic_raw(args.source, synth)
-            out = out or synthetic_home(synth) / args.source
-        prepare(raw_dir, out or Path("data") / args.source, cfg, overwrite=args.overwrite,
+            prepare_copy(ensure_synthetic_raw(args.source, synth), synthetic_home(synth), cfg,
+                         vocab_from=args.vocab_from)
+            return
+        raw_dir = args.raw_dir
+        if raw_dir is None:
+            from data_prep.synthetic_raw import ensure_synthetic_raw, synthetic_config
+
+            raw_dir = ensure_synthetic_raw(args.source, synthetic_config(args.synthetic_config, args.seed))
+        prepare(raw_dir, args.out or Path("data") / args.source, cfg, overwrite=args.overwrite,
                 vocab_from=args.vocab_from)
 
     return exit_status(run)

@@ -33,6 +33,16 @@ def scan_buckets(directory: Path) -> pl.LazyFrame:
     return pl.scan_parquet(sorted(directory.glob(f"{_BUCKET}=*/*.parquet")), hive_partitioning=False)
 
 
+def drop_duplicates(rows: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """`rows` (one bucket) without exact duplicate rows, and how many were dropped.
+
+    A repeated row (same user, second and values) is one event logged twice: kept, it would
+    double a sample or a history step. All rows of a user share a bucket, so do their copies.
+    """
+    unique = rows.unique(maintain_order=True)
+    return unique, rows.height - unique.height
+
+
 def read_bucket(directory: Path, k: int, schema: pl.Schema) -> pl.LazyFrame:
     """The rows of bucket `k` (an empty frame of `schema` when the bucket got no rows)."""
     parts = sorted((directory / f"{_BUCKET}={k}").glob("*.parquet"))

@@ -1,6 +1,12 @@
-"""Checks of raw rows that fail with the file, the column and an example of the bad row."""
+"""Checks of raw rows that fail with the file, the column and an example of the bad row.
+
+Wrong input is never accepted silently: what a pipeline drops or flags is counted (its summary
+lists each count), logged, and an error above its share of the file (`limit_share`), the
+thresholds being keys of configs/data/<source>.yaml.
+"""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import polars as pl
@@ -8,6 +14,8 @@ import polars as pl
 from common.errors import MDAFError
 from data_prep.calendar import to_day
 from data_prep.samples import split_column
+
+log = logging.getLogger(__name__)
 
 
 def _example(lf: pl.LazyFrame, bad: pl.Expr) -> dict | None:
@@ -35,9 +43,20 @@ def require_unique(lf: pl.LazyFrame, keys: list[str], path: Path) -> None:
                         f"{dup.row(0, named=True)}")
 
 
+def limit_share(count: int, rows: int, max_fraction: float, key: str, path: Path, what: str) -> int:
+    """`count` rows of `rows` in `path` are `what`: logged when any, an error above `max_fraction`
+    (config key `key`); returns `count`."""
+    if rows and count / rows > max_fraction:
+        raise MDAFError(f"{path}: {count:,} of {rows:,} rows {what}, more than {key}={max_fraction} "
+                        f"(configs/data/*.yaml); check the file, or raise {key} to accept it")
+    if count:
+        log.warning("%s: %d of %d rows %s", path, count, rows, what)
+    return count
+
+
 def count_outside_window(lf: pl.LazyFrame, column: str, window: tuple[int, int], path: Path,
-                         max_fraction: float) -> int:
-    """Count rows whose `column` lies outside [start, end); too many is an error.
+                         max_fraction: float) -> tuple[int, int]:
+    """(rows, rows whose `column` lies outside [start, end)); too many outside is an error.
 
     A few stray rows are dropped and counted (the real
     UserBehavior.csv has some); more than `max_fraction` of the file points at a wrong file or
@@ -52,7 +71,7 @@ def count_outside_window(lf: pl.LazyFrame, column: str, window: tuple[int, int],
         raise MDAFError(f"{path}: column '{column}' expected Unix seconds within {to_day(start)} .. "
                         f"{to_day(end - 1)} (Beijing time); {n_out} of {rows} rows fall outside "
                         f"(more than max_out_of_window_fraction={max_fraction}), e.g. row {row}")
-    return n_out
+    return rows, n_out
 
 
 def count_between_splits(lf: pl.LazyFrame, column: str, window: tuple[int, int],

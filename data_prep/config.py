@@ -29,6 +29,11 @@ class PrepConfig:
     sample_days: list[str] = field(default_factory=lambda: ["2017-05-06", "2017-05-13"])
     history_days: list[str] = field(default_factory=lambda: ["2017-04-22", "2017-05-13"])
     max_out_of_window_fraction: float = 0.05
+    # Wrong input is counted in the summary and the log, and an error above its share of the file:
+    max_missing_ad_fraction: float = 0.01  # impressions whose ad is not in ad_feature.csv (kept)
+    max_duplicate_fraction: float = 0.05  # exact duplicate rows of the event files (dropped)
+    max_bad_price_fraction: float = 0.01  # ads whose price is NaN, infinite or negative (-> missing)
+    max_cut_line_fraction: float = 0.0001  # a last line with no newline after it (cut short; dropped)
     # UserBehavior: a pv is positive when the user carts, favours or buys the item within this
     # many hours after it (never past the end of the pv's own split).
     label_horizon_hours: float = 24.0
@@ -62,8 +67,10 @@ class PrepConfig:
         for key, value in positive.items():
             if value <= 0:
                 raise MDAFError(f"config key {key!r}: expected a positive number, got {value!r}")
-        if not 0 <= self.max_out_of_window_fraction <= 1:
-            raise MDAFError("config key 'max_out_of_window_fraction': expected a value in [0, 1]")
+        for key in ("max_out_of_window_fraction", "max_missing_ad_fraction", "max_duplicate_fraction",
+                    "max_bad_price_fraction", "max_cut_line_fraction"):
+            if not 0 <= getattr(self, key) <= 1:
+                raise MDAFError(f"config key {key!r}: expected a value in [0, 1], got {getattr(self, key)!r}")
 
     @property
     def split_bounds(self) -> dict[str, tuple[int, int]]:

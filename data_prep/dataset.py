@@ -6,6 +6,7 @@ memory-mapped (`np.load(..., mmap_mode="r")`), so a timeline larger than memory 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ import numpy as np
 import polars as pl
 
 from common.errors import MDAFError
+from data_prep.samples import SPLITS
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +52,20 @@ class ProcessedDataset:
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self.meta = self._read_meta()
+        for split in SPLITS:  # found missing now, not after a training run
+            if not (self.root / "samples" / f"{split}.parquet").is_file():
+                raise MDAFError(f"{self.root / 'samples' / (split + '.parquet')}: missing; a processed dataset "
+                                f"has the splits {list(SPLITS)} (rebuild it with python -m data_prep)")
         self._splits: dict[str, SplitTable] = {}
         self._timelines: dict[str, dict[str, np.ndarray]] = {}
+
+    def fingerprint(self) -> dict:
+        """What identifies this dataset's content: a hash of meta.json (its inputs, vocabulary sizes
+        and row counts), the vocabulary sizes and the rows per split. A checkpoint stores it, so a
+        dataset rebuilt in place is never taken for the one a model was trained on."""
+        digest = hashlib.sha256((self.root / "meta.json").read_bytes()).hexdigest()
+        return {"meta_sha256": digest, "vocab_sizes": self.vocab_sizes,
+                "rows": {split: len(self.split(split)) for split in SPLITS}}
 
     # ----- meta -----
     def _read_meta(self) -> dict:
@@ -120,7 +134,11 @@ class ProcessedDataset:
         path = self.root / "samples" / f"{name}.parquet"
         if not path.is_file():
             raise MDAFError(f"{path}: no split {name!r}; available: {self.split_names}")
-        schema = pl.read_parquet_schema(path)
+        try:
+            schema = pl.read_parquet_schema(path)
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            raise MDAFError(f"{path}: not a readable Parquet file ({_first_line(exc)}); rebuild the dataset "
+                            "with python -m data_prep") from None
         static = list(self.static_fields)
         pointers = [f"{t}_{side}" for t in self.timeline_names for side in ("start", "end")]
         wanted = ["label", "time", "user_id", *static, *pointers]
@@ -129,7 +147,11 @@ class ProcessedDataset:
             raise MDAFError(f"{path}: missing column(s) {missing}")
         if "oracle_p" in schema:
             wanted.append("oracle_p")
-        frame = pl.read_parquet(path, columns=wanted)
+        try:
+            frame = pl.read_parquet(path, columns=wanted)
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            raise MDAFError(f"{path}: not a readable Parquet file ({_first_line(exc)}); rebuild the dataset "
+                            "with python -m data_prep") from None
         nulls = [c for c in wanted if frame[c].null_count()]
         if nulls:
             raise MDAFError(f"{path}: column(s) {nulls} contain nulls; expected none")
@@ -180,3 +202,7 @@ class ProcessedDataset:
                 f"(key 'timelines.{name}.rows' of meta.json)"
             )
         return arrays
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -2,11 +2,17 @@
 
 `scan_raw` returns a lazy Polars scan with the documented column names and types. A missing or
 empty file, a missing or renamed column, or a value of the wrong type raises MDAFError naming
-the file, the column and an example of the bad row. Stray spaces around header names (the real
-user_profile.csv ends with `new_user_class_level `) are tolerated.
+the file, the column and an example of the bad row. Files as users have them are read as they
+are: stray spaces around header names (the real user_profile.csv ends with
+`new_user_class_level `), a UTF-8 byte-order mark, and fully quoted cells. A compressed download
+(`behavior_log.csv.gz`, the Tianchi `.tar.gz` archives) is named with the command that unpacks
+it: the pipeline streams plain CSV, which a compressed file cannot be without holding it whole.
+A last line with no newline after it is a download cut short mid-row (`last_line_cut`): the
+pipelines drop it and count it.
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +53,14 @@ USER_BEHAVIOR = RawFile("UserBehavior.csv", {
 USER_BEHAVIOR_ORACLE = RawFile("UserBehavior_oracle.csv", {
     "user_id": pl.Int64, "timestamp": pl.Int64, "p": pl.Float64})
 
+# the files each source reads (its oracle file only on synthetic data)
+SOURCE_FILES = {"taobao_ad": (RAW_SAMPLE, AD_FEATURE, USER_PROFILE, BEHAVIOR_LOG, RAW_SAMPLE_ORACLE),
+                "userbehavior": (USER_BEHAVIOR, USER_BEHAVIOR_ORACLE)}
+# compressed forms of a raw file, and the command that unpacks each into the raw folder
+UNPACK = {".tar.gz": "tar -xzf {f} -C {d}", ".tgz": "tar -xzf {f} -C {d}", ".tar": "tar -xf {f} -C {d}",
+          ".gz": "gunzip -k {f}", ".zip": "unzip {f} -d {d}", ".bz2": "bunzip2 -k {f}", ".xz": "unxz -k {f}",
+          ".zst": "unzstd {f}"}
+
 _PARSE_ERROR = re.compile(r"could not parse `(?P<value>.*?)` as dtype `(?P<dtype>[^`]+)` "
                           r"at column '(?P<column>[^']+)'", re.DOTALL)
 
@@ -57,26 +71,70 @@ def _first_lines(path: Path, n: int) -> list[str]:
     return [line.decode("utf-8", errors="replace").rstrip("\r\n") for line in lines]
 
 
-def _file_columns(path: Path, spec: RawFile) -> list[str]:
-    """The file's column names in file order (header names stripped of stray spaces)."""
+def compressed_copy(raw_dir: Path, name: str) -> Path | None:
+    """A compressed download of raw file `name` in `raw_dir` (`name.gz`, `stem.tar.gz`, ...), if any."""
+    stem = name.rsplit(".", 1)[0]
+    for base in (name, stem):
+        for ext in UNPACK:
+            if (Path(raw_dir) / (base + ext)).is_file():
+                return Path(raw_dir) / (base + ext)
+    return None
+
+
+def unpack_hint(packed: Path, name: str) -> MDAFError:
+    """'<file>: compressed; unpack it first (<command>)', for a raw file found only compressed."""
+    ext = next(e for e in UNPACK if packed.name.endswith(e))
+    command = UNPACK[ext].format(f=packed, d=packed.parent)
+    return MDAFError(f"{packed}: compressed; unpack it first ({command}) so that {packed.parent / name} "
+                     "exists: the pipeline streams plain CSV files")
+
+
+def require_file(raw_dir: Path, spec: RawFile) -> Path:
+    """The path of `spec` in `raw_dir`; not found is an MDAFError, with the unpack command when only
+    a compressed copy is there."""
+    path = Path(raw_dir) / spec.name
     if not path.is_file():
+        packed = compressed_copy(raw_dir, spec.name)
+        if packed is not None:
+            raise unpack_hint(packed, spec.name)
         raise MDAFError(f"{path}: file not found (expected the raw {spec.name})")
+    return path
+
+
+def last_line_cut(path: Path) -> bool:
+    """True when `path` does not end with a newline: its last row was cut short (a download that
+    stopped mid-row) or, rarely, written without one; either way it cannot be trusted whole."""
+    with open(path, "rb") as fh:
+        if fh.seek(0, os.SEEK_END) == 0:
+            return False
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) != b"\n"
+
+
+def _cells(line: str) -> list[str]:
+    """The comma-separated cells of a line, without a byte-order mark, quotes or stray spaces."""
+    return [c.strip().strip('"').strip() for c in line.lstrip("\ufeff").split(",")]
+
+
+def _file_columns(path: Path, spec: RawFile) -> list[str]:
+    """The file's column names in file order (header names stripped of stray spaces and quotes)."""
+    require_file(path.parent, spec)
     first, second = _first_lines(path, 2)
     if path.stat().st_size == 0 or not first.strip():
         raise MDAFError(f"{path}: file is empty (expected {spec.name} with columns {list(spec.columns)})")
     if spec.has_header and not second.strip():
         raise MDAFError(f"{path}: no rows after the header (expected at least one row)")
-    cells = first.split(",")
+    cells = _cells(first)
     expected = list(spec.columns)
     if not spec.has_header:
         if len(cells) != len(expected):
             raise MDAFError(f"{path}: expected {len(expected)} comma-separated columns "
                             f"({', '.join(expected)}) and no header, got {len(cells)} in line 1: {first!r}")
-        if not cells[0].strip().lstrip("-").isdigit():
+        if not cells[0].lstrip("-").isdigit():
             raise MDAFError(f"{path}: expected no header row (columns {', '.join(expected)}), "
                             f"but line 1 looks like one: {first!r}")
         return expected
-    names = [c.strip() for c in cells]
+    names = cells
     missing = [c for c in expected if c not in names]
     if missing:
         extra = [n for n in names if n not in expected]
@@ -85,11 +143,12 @@ def _file_columns(path: Path, spec: RawFile) -> list[str]:
     return names
 
 
-def scan_raw(raw_dir: Path, spec: RawFile) -> pl.LazyFrame:
+def scan_raw(raw_dir: Path, spec: RawFile, drop_last_line: bool = False) -> pl.LazyFrame:
     """Lazily scan `raw_dir/spec.name` with the documented names and types.
 
-    Columns may come in any order; extra columns are dropped. Type errors surface when the
-    scan is collected: wrap that in `explain_read_error`.
+    Columns may come in any order; extra columns are dropped. `drop_last_line` leaves out the
+    file's last row (one `last_line_cut` found cut short). Type errors surface when the scan is
+    collected: wrap that in `explain_read_error`.
     """
     path = Path(raw_dir) / spec.name
     names = _file_columns(path, spec)
@@ -99,6 +158,10 @@ def scan_raw(raw_dir: Path, spec: RawFile) -> pl.LazyFrame:
     # The header was checked above; skipping it lets stripped names stand for stray-spaced ones.
     lf = pl.scan_csv(path, has_header=False, skip_lines=int(spec.has_header), schema=schema,
                      null_values=list(spec.null_values) or None)
+    if drop_last_line:
+        rows = pl.scan_csv(path, has_header=False, skip_lines=int(spec.has_header),
+                           schema={n: pl.String for n in names}).select(pl.len()).collect().item()
+        lf = lf.head(max(rows - 1, 0))
     return lf.select(list(spec.columns))
 
 

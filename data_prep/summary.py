@@ -74,7 +74,7 @@ def render(summary: dict) -> str:
             f"{s} AUC {m['auc']:.4f} logloss {m['logloss']:.4f}" for s, m in oracle.items()))
     lines.append("vocabulary sizes: " + ", ".join(f"{k}={v:,}" for k, v in summary["vocab_sizes"].items()))
     lines.append("timeline rows: " + ", ".join(f"{k}={v:,}" for k, v in summary["timeline_rows"].items()))
-    lines.append("dropped rows:")
+    lines.append("dropped or flagged rows (kept ones say so):")
     lines += [f"  {n:>12,}  {why}" for why, n in summary["drops"].items()] or ["  none"]
     return "\n".join(lines)
 

@@ -18,10 +18,11 @@ from tqdm import tqdm
 
 from common.errors import MDAFError
 from data_prep import checks
-from data_prep.buckets import count_buckets, read_bucket, scan_buckets, write_buckets
+from data_prep.buckets import count_buckets, drop_duplicates, read_bucket, scan_buckets, write_buckets
 from data_prep.config import PrepConfig
 from data_prep.raw_files import (AD_FEATURE, BEHAVIOR_LOG, RAW_SAMPLE, RAW_SAMPLE_ORACLE,
-                                 USER_PROFILE, RawFile, explain_read_error, scan_raw)
+                                 USER_PROFILE, RawFile, compressed_copy, explain_read_error,
+                                 last_line_cut, require_file, scan_raw, unpack_hint)
 from data_prep.samples import SampleWriter, split_column
 from data_prep.static_features import calendar_columns, price_edges, price_index
 from data_prep.timeline import TimelineWriter, history_pointers
@@ -59,6 +60,9 @@ def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path,
              reused: Reused | None) -> dict:
     drops: dict[str, int] = {}
     has_log = (raw_dir / BEHAVIOR_LOG.name).is_file()
+    packed_log = compressed_copy(raw_dir, BEHAVIOR_LOG.name)
+    if not has_log and packed_log is not None:  # never fall back to click histories over a packed log
+        raise unpack_hint(packed_log, BEHAVIOR_LOG.name)
     if not has_log:
         if cfg.require_behavior_log:
             raise MDAFError(f"{raw_dir / BEHAVIOR_LOG.name}: file not found (require_behavior_log is true)")
@@ -66,9 +70,9 @@ def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path,
                     raw_dir / BEHAVIOR_LOG.name)
     has_oracle = (raw_dir / RAW_SAMPLE_ORACLE.name).is_file()
 
-    ads = _read_table(raw_dir, AD_FEATURE, "adgroup_id")
+    ads, drops[f"{AD_FEATURE.name}: price NaN, infinite or negative (kept, price missing)"] = _read_ads(raw_dir, cfg)
     profiles = _read_table(raw_dir, USER_PROFILE, "userid").rename({"userid": "user"})
-    big = [raw_dir / RAW_SAMPLE.name, raw_dir / BEHAVIOR_LOG.name]
+    big = [require_file(raw_dir, RAW_SAMPLE), raw_dir / BEHAVIOR_LOG.name]
     n_buckets = count_buckets(big, cfg.bucket_mb)
     log.info("streaming %.0f MB of raw files once, into %d user bucket(s)",
              sum(p.stat().st_size for p in big if p.is_file()) / 2**20, n_buckets)
@@ -78,17 +82,23 @@ def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path,
         tables["beh"] = (BEHAVIOR_LOG, "user")
     if has_oracle:
         tables["oracle"] = (RAW_SAMPLE_ORACLE, "user")
-    scans = {}
+    scans, cut = {}, {}
     for name, (spec, user) in tables.items():
-        raw = scan_raw(raw_dir, spec)
+        cut[name] = last_line_cut(require_file(raw_dir, spec))
+        raw = scan_raw(raw_dir, spec, drop_last_line=cut[name])
         write_buckets(raw, user, n_buckets, work / name)
         scans[name] = (scan_buckets(work / name), raw.collect_schema())
 
     log.info("checking the raw rows")
-    imp_all = scans["imp"][0]
-    drops.update(_check_impressions(imp_all, raw_dir / RAW_SAMPLE.name, cfg))
+    rows: dict[str, int] = {}
+    rows["imp"] = _check_impressions(scans["imp"][0], raw_dir / RAW_SAMPLE.name, cfg, ads, profiles, drops)
     if has_log:
-        drops.update(_check_behaviors(scans["beh"][0], raw_dir / BEHAVIOR_LOG.name, cfg))
+        rows["beh"] = _check_behaviors(scans["beh"][0], raw_dir / BEHAVIOR_LOG.name, cfg, drops)
+    for name, n in rows.items():
+        path = raw_dir / tables[name][0].name
+        drops[f"{path.name}: last line cut short (no newline after it)"] = checks.limit_share(
+            int(cut[name]), n + int(cut[name]), cfg.max_cut_line_fraction, "max_cut_line_fraction", path,
+            "are cut short (the last line, with no newline after it: dropped)")
     if has_oracle:
         path = raw_dir / RAW_SAMPLE_ORACLE.name
         checks.require_no_nulls(scans["oracle"][0], ["user", "time_stamp", "p"], path)
@@ -110,9 +120,14 @@ def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path,
     if has_log:
         timelines["behavior"] = TimelineWriter(work, "behavior", list(TIMELINES["behavior"]))
     samples = SampleWriter(work)
-    counts = {"no_impression": 0, "after_last_impression": 0}
+    counts = {"no_impression": 0, "after_last_impression": 0, "imp_duplicates": 0, "beh_duplicates": 0}
     for k in tqdm(range(n_buckets), desc="taobao_ad buckets", unit="bucket", disable=n_buckets < 2):
         _prepare_bucket(bucket(k), ads, profiles, vocabs, edges, cfg, timelines, samples, counts)
+    for name, spec in (("imp", RAW_SAMPLE), ("beh", BEHAVIOR_LOG)):
+        if name in rows:
+            drops[f"{spec.name}: exact duplicate of an earlier row (dropped)"] = checks.limit_share(
+                counts[f"{name}_duplicates"], rows[name], cfg.max_duplicate_fraction, "max_duplicate_fraction",
+                raw_dir / spec.name, "are exact duplicates of an earlier row (dropped)")
     if has_log:
         drops["behavior_log.csv: user has no impression in any split"] = counts["no_impression"]
         drops["behavior_log.csv: after the user's last impression (in no history)"] = \
@@ -147,24 +162,47 @@ def _read_table(raw_dir: Path, spec: RawFile, key: str) -> pl.DataFrame:
     return table
 
 
-def _check_impressions(lf: pl.LazyFrame, path: Path, cfg: PrepConfig) -> dict[str, int]:
+def _read_ads(raw_dir: Path, cfg: PrepConfig) -> tuple[pl.DataFrame, int]:
+    """ad_feature.csv, and how many of its prices were NaN, infinite or negative (now missing)."""
+    ads = _read_table(raw_dir, AD_FEATURE, "adgroup_id")
+    bad = pl.col("price").is_not_null() & (~pl.col("price").is_finite() | (pl.col("price") < 0))
+    n_bad = checks.limit_share(int(ads.select(bad.sum()).item()), ads.height, cfg.max_bad_price_fraction,
+                               "max_bad_price_fraction", raw_dir / AD_FEATURE.name,
+                               "have a price that is NaN, infinite or negative (kept, price missing)")
+    return ads.with_columns(price=pl.when(bad).then(None).otherwise(pl.col("price"))), n_bad
+
+
+def _check_impressions(lf: pl.LazyFrame, path: Path, cfg: PrepConfig, ads: pl.DataFrame,
+                       profiles: pl.DataFrame, drops: dict[str, int]) -> int:
+    """Fail on bad rows; count into `drops` what is dropped or flagged; returns the row count."""
     checks.require_no_nulls(lf, ["user", "time_stamp", "adgroup_id", "clk"], path)
     checks.require_none(lf, ~pl.col("clk").is_in([0, 1]), path, "clk", "a label in {0, 1}")
     checks.require_none(lf, pl.col("nonclk").is_not_null() & (pl.col("nonclk") != 1 - pl.col("clk")),
                         path, "nonclk", "1 - clk")
-    n_out = checks.count_outside_window(lf, "time_stamp", cfg.sample_window, path,
-                                        cfg.max_out_of_window_fraction)
-    n_between = checks.count_between_splits(lf, "time_stamp", cfg.sample_window, cfg.split_bounds)
-    return {f"{path.name}: time_stamp outside {cfg.sample_days[0]}..{cfg.sample_days[1]}": n_out,
-            f"{path.name}: inside the window but in no split": n_between}
+    rows, n_out = checks.count_outside_window(lf, "time_stamp", cfg.sample_window, path,
+                                              cfg.max_out_of_window_fraction)
+    drops[f"{path.name}: time_stamp outside {cfg.sample_days[0]}..{cfg.sample_days[1]}"] = n_out
+    drops[f"{path.name}: inside the window but in no split"] = checks.count_between_splits(
+        lf, "time_stamp", cfg.sample_window, cfg.split_bounds)
+
+    def unmatched(table: pl.DataFrame, key: str) -> int:
+        return lf.join(table.lazy().select(key), on=key, how="anti").select(pl.len()).collect(engine="streaming").item()
+
+    drops[f"{path.name}: ad missing from {AD_FEATURE.name} (kept, ad features missing)"] = checks.limit_share(
+        unmatched(ads, "adgroup_id"), rows, cfg.max_missing_ad_fraction, "max_missing_ad_fraction", path,
+        f"show an ad missing from {AD_FEATURE.name} (kept, its ad features missing)")
+    # real data: about 7 % of users have no profile row, a known property of the files, not an error
+    drops[f"{path.name}: user missing from {USER_PROFILE.name} (kept, profile missing)"] = unmatched(profiles, "user")
+    return rows
 
 
-def _check_behaviors(lf: pl.LazyFrame, path: Path, cfg: PrepConfig) -> dict[str, int]:
+def _check_behaviors(lf: pl.LazyFrame, path: Path, cfg: PrepConfig, drops: dict[str, int]) -> int:
     checks.require_no_nulls(lf, ["user", "time_stamp", "btag"], path)
     checks.require_none(lf, ~pl.col("btag").is_in(BTAGS), path, "btag", f"one of {BTAGS}")
-    n_out = checks.count_outside_window(lf, "time_stamp", cfg.history_window, path,
-                                        cfg.max_out_of_window_fraction)
-    return {f"{path.name}: time_stamp outside {cfg.history_days[0]}..{cfg.history_days[1]}": n_out}
+    rows, n_out = checks.count_outside_window(lf, "time_stamp", cfg.history_window, path,
+                                              cfg.max_out_of_window_fraction)
+    drops[f"{path.name}: time_stamp outside {cfg.history_days[0]}..{cfg.history_days[1]}"] = n_out
+    return rows
 
 
 def _fit_vocabularies(buckets: list[dict[str, pl.LazyFrame]], ads: pl.DataFrame,
@@ -177,14 +215,14 @@ def _fit_vocabularies(buckets: list[dict[str, pl.LazyFrame]], ads: pl.DataFrame,
     h_start, _ = cfg.history_window
     counts = ValueCounts()
     for frames in tqdm(buckets, desc="vocabularies", unit="bucket", disable=len(buckets) < 2):
-        train = (frames["imp"].filter(pl.col("time_stamp").is_between(start, end, closed="left"))
+        train = (frames["imp"].unique().filter(pl.col("time_stamp").is_between(start, end, closed="left"))
                  .join(ads.lazy(), on="adgroup_id", how="left")
                  .join(profiles.lazy(), on="user", how="left").collect())
         for column, space in STATIC.values():
             counts.add(space, train[column])
         counts.add("price", train["price"].drop_nulls())
         if "beh" in frames:
-            early = frames["beh"].filter(pl.col("time_stamp").is_between(h_start, end, closed="left"))
+            early = frames["beh"].unique().filter(pl.col("time_stamp").is_between(h_start, end, closed="left"))
             early = early.select("cate", "brand").collect()
             counts.add("cate", early["cate"])
             counts.add("brand", early["brand"])
@@ -200,8 +238,10 @@ def _prepare_bucket(frames: dict[str, pl.LazyFrame], ads: pl.DataFrame, profiles
                     vocabs: dict[str, Vocab], edges: np.ndarray, cfg: PrepConfig,
                     timelines: dict[str, TimelineWriter], samples: SampleWriter,
                     counts: dict[str, int]) -> None:
-    """One user bucket: encode its impressions, write its timelines, point samples into them."""
-    imp = (frames["imp"].with_columns(split=split_column("time_stamp", cfg.split_bounds))
+    """One user bucket: drop exact duplicates (counted), encode its impressions, write its timelines,
+    point samples into them."""
+    imp = _unique(frames["imp"], "imp_duplicates", counts)
+    imp = (imp.lazy().with_columns(split=split_column("time_stamp", cfg.split_bounds))
            .filter(pl.col("split").is_not_null())
            .join(ads.lazy(), on="adgroup_id", how="left")
            .join(profiles.lazy(), on="user", how="left")
@@ -225,7 +265,8 @@ def _prepare_bucket(frames: dict[str, pl.LazyFrame], ads: pl.DataFrame, profiles
     if "behavior" in timelines:
         last = encoded.group_by("user_id").agg(last=pl.col("time").max())
         h_start, h_end = cfg.history_window
-        beh = frames["beh"].filter(pl.col("time_stamp").is_between(h_start, h_end, closed="left")).collect()
+        beh = _unique(frames["beh"], "beh_duplicates", counts)
+        beh = beh.filter(pl.col("time_stamp").is_between(h_start, h_end, closed="left"))
         known = beh.join(last, left_on="user", right_on="user_id", how="inner")
         used = known.filter(pl.col("time_stamp") < pl.col("last"))
         counts["no_impression"] += beh.height - known.height
@@ -243,6 +284,12 @@ def _prepare_bucket(frames: dict[str, pl.LazyFrame], ads: pl.DataFrame, profiles
         start, end = history_pointers(frame["user_id"].to_numpy(), frame["time"].to_numpy(), user, time)
         pointers[f"{name}_start"], pointers[f"{name}_end"] = start + offset, end + offset
     samples.add(encoded.with_columns(**{k: pl.Series(v) for k, v in pointers.items()}))
+
+
+def _unique(rows: pl.LazyFrame, counter: str, counts: dict[str, int]) -> pl.DataFrame:
+    frame, n_duplicates = drop_duplicates(rows.collect())
+    counts[counter] += n_duplicates
+    return frame
 
 
 def _sample_schema(timelines: list[str], oracle: bool) -> pl.Schema:

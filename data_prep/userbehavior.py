@@ -15,9 +15,10 @@ import polars as pl
 from tqdm import tqdm
 
 from data_prep import checks
-from data_prep.buckets import count_buckets, read_bucket, scan_buckets, write_buckets
+from data_prep.buckets import count_buckets, drop_duplicates, read_bucket, scan_buckets, write_buckets
 from data_prep.config import PrepConfig
-from data_prep.raw_files import USER_BEHAVIOR, USER_BEHAVIOR_ORACLE, explain_read_error, scan_raw
+from data_prep.raw_files import (USER_BEHAVIOR, USER_BEHAVIOR_ORACLE, explain_read_error, last_line_cut,
+                                 require_file, scan_raw)
 from data_prep.samples import SampleWriter, split_column
 from data_prep.static_features import calendar_columns
 from data_prep.timeline import TimelineWriter, history_pointers
@@ -48,22 +49,26 @@ def prepare_userbehavior(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path,
 
 def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path,
              reused: Reused | None) -> dict:
-    path = raw_dir / USER_BEHAVIOR.name
+    path = require_file(raw_dir, USER_BEHAVIOR)
     has_oracle = (raw_dir / USER_BEHAVIOR_ORACLE.name).is_file()
+    cut = last_line_cut(path)
+    raw = scan_raw(raw_dir, USER_BEHAVIOR, drop_last_line=cut).rename(_RENAME)
     n_buckets = count_buckets([path], cfg.bucket_mb)
     log.info("streaming %s (%.0f MB) once, into %d user bucket(s)", path,
              path.stat().st_size / 2**20, n_buckets)
-    raw = scan_raw(raw_dir, USER_BEHAVIOR).rename(_RENAME)
     write_buckets(raw, "user", n_buckets, work / "rows")
     rows = scan_buckets(work / "rows")
     checks.require_no_nulls(rows, list(_RENAME.values()), path)
     checks.require_none(rows, ~pl.col("btag").is_in(BTAGS), path, "behavior_type", f"one of {BTAGS}")
-    n_out = checks.count_outside_window(rows, "time", cfg.sample_window, path,
-                                        cfg.max_out_of_window_fraction)
+    n_rows, n_out = checks.count_outside_window(rows, "time", cfg.sample_window, path,
+                                                cfg.max_out_of_window_fraction)
     start, end = cfg.sample_window
     in_window = pl.col("time").is_between(start, end, closed="left")
     n_between = checks.count_between_splits(rows, "time", cfg.sample_window, cfg.split_bounds)
-    drops = {f"{path.name}: timestamp outside {cfg.sample_days[0]}..{cfg.sample_days[1]}": n_out,
+    drops = {f"{path.name}: last line cut short (no newline after it)": checks.limit_share(
+                 int(cut), n_rows + int(cut), cfg.max_cut_line_fraction, "max_cut_line_fraction", path,
+                 "are cut short (the last line, with no newline after it: dropped)"),
+             f"{path.name}: timestamp outside {cfg.sample_days[0]}..{cfg.sample_days[1]}": n_out,
              f"{path.name}: inside the window but in no split (kept in histories only)": n_between}
 
     oracle_schema = None
@@ -78,15 +83,21 @@ def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path,
 
     schema = raw.collect_schema()
     buckets = [read_bucket(work / "rows", k, schema).filter(in_window) for k in range(n_buckets)]
-    vocabs = _fit_vocabularies(buckets, cfg) if reused is None else reused[0]
+    vocabs = _fit_vocabularies([b.unique() for b in buckets], cfg) if reused is None else reused[0]
     for vocab in vocabs.values():
         vocab.save(out / "vocab")
 
     timeline = TimelineWriter(work, "behavior", list(TIMELINE))
     samples = SampleWriter(work)
+    n_duplicates = 0
     for k in tqdm(range(n_buckets), desc="userbehavior buckets", unit="bucket", disable=n_buckets < 2):
         oracle_k = read_bucket(work / "oracle", k, oracle_schema).collect() if has_oracle else None
-        _prepare_bucket(buckets[k].collect(), oracle_k, vocabs, cfg, timeline, samples)
+        unique, dropped = drop_duplicates(buckets[k].collect())
+        n_duplicates += dropped
+        _prepare_bucket(unique, oracle_k, vocabs, cfg, timeline, samples)
+    drops[f"{path.name}: exact duplicate of an earlier row (dropped)"] = checks.limit_share(
+        n_duplicates, n_rows, cfg.max_duplicate_fraction, "max_duplicate_fraction", path,
+        "are exact duplicates of an earlier row (dropped)")
 
     sample_schema = pl.Schema({"label": pl.Int8, "time": pl.Int64, "user_id": pl.Int64,
                                **{f: pl.Int32 for f in [*STATIC, "hour", "dow"]},

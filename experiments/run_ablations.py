@@ -1,13 +1,15 @@
 """Train the ablation grid (configs/experiments/ablation.yaml) over several seeds and tabulate it.
 
-    python experiments/run_ablations.py                    # 9 models x 5 seeds on the synthetic set
+    python experiments/run_ablations.py                    # every model of the grid x 5 seeds, synthetic set
     python experiments/run_ablations.py --seeds 3 --models MDAF-Full MDAF-Static DIN
     python experiments/run_ablations.py --raw-dir ~/taobao_ad --results-dir results/ablation_taobao
     python experiments/run_ablations.py --summary-only     # re-tabulate the finished runs
+    python experiments/run_ablations.py --summary-only --doc docs/baseline_results_summary.md
 
 Finished runs are skipped and interrupted ones resumed, so the same command continues a grid.
 Writes <results-dir>/<model>/seed<k>/ (one run each, with its report), <results-dir>/summary.md
-and .json, and docs/baseline_results_summary.md.
+and .json, and, with --doc PATH, the same summary at PATH (the repository's docs/ are never
+rewritten unless asked).
 """
 import argparse
 import shlex
@@ -31,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=("auto", "cuda", "mps", "cpu"))
     parser.add_argument("--results-dir", default="results/ablation")
     parser.add_argument("--summary-only", action="store_true", help="only tabulate finished runs")
+    parser.add_argument("--doc", type=Path, help="also write the summary Markdown here "
+                        "(e.g. docs/baseline_results_summary.md)")
     args = parser.parse_args(argv)
     results = Path(args.results_dir)
     setup_logging(results, True)
@@ -44,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
             run_grid(cfg, results, {"data": data, "train": train}, args.models)
             setup_logging(results, True)
         given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--summary-only"]
-        write_summary(cfg, results, " ".join(["python experiments/run_ablations.py", shlex.join(given)]).strip())
+        write_summary(cfg, results, " ".join(["python experiments/run_ablations.py", shlex.join(given)]).strip(),
+                      args.doc)
 
     return exit_status(run)
 

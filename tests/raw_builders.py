@@ -12,7 +12,8 @@ RAW_SAMPLE = ["user,time_stamp,adgroup_id,pid,nonclk,clk"] + [
                            (12, 1, 12, 503, 0), (12, 6, 8, 501, 0), (12, 7, 20, 502, 1),
                            (13, 3, 1, 502, 0), (13, 7, 2, 504, 1)]]
 AD_FEATURE = ["adgroup_id,cate_id,campaign_id,customer,brand,price",
-              "501,7,900,80,4000,3.9", "502,8,901,81,NULL,189.0", "503,7,902,80,4001,59.0"]
+              "501,7,900,80,4000,3.9", "502,8,901,81,NULL,189.0", "503,7,902,80,4001,59.0",
+              "504,9,903,82,4003,12.5"]
 USER_PROFILE = ["userid,cms_segid,cms_group_id,final_gender_code,age_level,pvalue_level,"
                 "shopping_level,occupation,new_user_class_level ",
                 "11,0,3,2,3,,3,0,", "12,5,4,1,2,2,3,1,3"]

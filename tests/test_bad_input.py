@@ -89,7 +89,8 @@ def test_timestamps_in_milliseconds_fail(capsys, tmp_path):
 
 def test_a_few_stray_timestamps_are_dropped_and_counted(capsys, tmp_path):
     raw = userbehavior_raw(tmp_path / "raw")
-    write_lines(raw / "UserBehavior.csv", USER_BEHAVIOR * 3 + ["1,100,5,pv,1511000000"])
+    users = [f"{10 * k + int(r.split(',')[0])},{r.split(',', 1)[1]}" for k in range(3) for r in USER_BEHAVIOR]
+    write_lines(raw / "UserBehavior.csv", users + ["1,100,5,pv,1511000000"])
     code, _ = run(capsys, raw, tmp_path / "out", "userbehavior")
     assert code == 0
     text = (tmp_path / "out" / "summary.txt").read_text()

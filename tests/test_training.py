@@ -189,7 +189,6 @@ def test_predict_new_raw_files_with_the_runs_vocabularies(tiny_run, tiny_dataset
 def test_ablation_grid_is_resumable_and_tabulated(tiny_dataset, tmp_path):
     base = experiment_file(tmp_path, tiny_dataset, epochs=1)
     grid = {"base": str(base), "reference": "MDAF-Full", "seeds": [0, 1],
-            "summary_doc": str(tmp_path / "summary_doc.md"),
             "models": [{"label": "MDAF-Full", "model": TINY_MODEL},
                        {"label": "DNN", "model": {"base": "configs/model/dnn.yaml", "hidden": [32]},
                         "train": {"label_smoothing": 0.0}}]}

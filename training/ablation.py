@@ -47,7 +47,6 @@ class AblationConfig:
     models: list[AblationEntry]
     reference: str
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
-    summary_doc: str = "docs/baseline_results_summary.md"
 
 
 def slug(label: str) -> str:
@@ -188,7 +187,8 @@ def summary_markdown(cfg: AblationConfig, rows: list[dict[str, Any]], found: dic
 
 
 def write_summary(cfg: AblationConfig, results: Path, command: str, doc: Path | None = None) -> list[dict]:
-    """results/<ablation>/summary.{json,md} and the docs summary, from the finished runs."""
+    """<results>/summary.{json,md} from the finished runs, and the same Markdown at `doc` when
+    given (the repository's docs/ summary is rewritten only when asked)."""
     found = collect(cfg, results)
     if not found:
         raise MDAFError(f"{results}: no finished runs of this ablation to summarise")
@@ -196,6 +196,7 @@ def write_summary(cfg: AblationConfig, results: Path, command: str, doc: Path | 
     atomic_write_bytes(results / "summary.json", json.dumps(rows, indent=2).encode())
     text = summary_markdown(cfg, rows, found, command)
     atomic_write_bytes(results / "summary.md", text.encode())
-    atomic_write_bytes(doc or repo_path(cfg.summary_doc), text.encode())
+    if doc is not None:
+        atomic_write_bytes(doc, text.encode())
     log.info("ablation table (%s):\n%s", results / "summary.md", markdown_table(rows, cfg.reference))
     return rows

@@ -17,7 +17,11 @@ from typing import Any
 
 from common.config import from_dict, load_yaml
 from common.errors import MDAFError
+from models.losses import AUX_LOSSES
+from training.device import DEVICES
 from training.report.criteria import CriteriaConfig
+
+AUX_LOSS_CHOICES = ("auto", *AUX_LOSSES)
 
 
 @dataclass
@@ -52,6 +56,27 @@ class TrainConfig:
     threads: int = 0
     log_every: int = 10
     checkpoint_every: int = 0
+
+    def __post_init__(self) -> None:
+        """Every key in its range; the message names the key, the range and the value."""
+        ranges = {
+            "epochs": (self.epochs >= 1, ">= 1"), "batch_size": (self.batch_size >= 1, ">= 1"),
+            "eval_batch_size": (self.eval_batch_size >= 1, ">= 1"), "seq_len": (self.seq_len >= 1, ">= 1"),
+            "lr": (self.lr > 0, "> 0"), "weight_decay": (self.weight_decay >= 0, ">= 0"),
+            "betas": (len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "two values in [0, 1)"),
+            "warmup_epochs": (self.warmup_epochs >= 0, ">= 0"),
+            "warmup_start": (0 < self.warmup_start <= 1, "in (0, 1]"),
+            "final_lr_ratio": (0 <= self.final_lr_ratio <= 1, "in [0, 1]"),
+            "label_smoothing": (0 <= self.label_smoothing < 1, "in [0, 1)"),
+            "aux_loss": (self.aux_loss in AUX_LOSS_CHOICES, f"one of {list(AUX_LOSS_CHOICES)}"),
+            "grad_clip": (self.grad_clip > 0, "> 0"), "patience": (self.patience >= 1, ">= 1"),
+            "min_delta": (self.min_delta >= 0, ">= 0"), "device": (self.device in DEVICES, f"one of {list(DEVICES)}"),
+            "threads": (self.threads >= 0, ">= 0 (0: torch's default)"), "log_every": (self.log_every >= 1, ">= 1"),
+            "checkpoint_every": (self.checkpoint_every >= 0, ">= 0 (0: at epoch ends only)"),
+        }
+        for key, (ok, expected) in ranges.items():
+            if not ok:
+                raise MDAFError(f"training config: key {key!r} must be {expected}, got {getattr(self, key)!r}")
 
 
 # recipe keys a resumed run may change: where and how fast it runs, not what it computes

@@ -5,7 +5,6 @@ id means what it meant in training; ids the model never saw become out-of-vocabu
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
@@ -16,16 +15,17 @@ import yaml
 from common.errors import MDAFError
 from data_prep.config import load_prep_config
 from data_prep.dataset import ProcessedDataset
-from data_prep.prepare import prepare
+from data_prep.prepare import prepare_copy
+from data_prep.samples import SPLITS
 from models.registry import build_model
 from training.checkpoint import load_checkpoint
 from training.device import resolve_device
 from training.metrics import click_probability, split_metrics
 from training.run import history_timeline
 from training.scoring import score_split
+from training.trainer import check_same_data
 
 log = logging.getLogger(__name__)
-SPLITS = ("train", "val", "test")
 
 
 def run_config(run_dir: Path) -> dict:
@@ -35,16 +35,14 @@ def run_config(run_dir: Path) -> dict:
     return yaml.safe_load(path.read_text())
 
 
-def scoring_dataset(run_dir: Path, cfg: dict, raw_dir: Path | None, data_config: Path | None) -> ProcessedDataset:
+def scoring_dataset(run_dir: Path, cfg: dict, trained_on: ProcessedDataset, raw_dir: Path | None,
+                    data_config: Path | None) -> ProcessedDataset:
     """The run's own prepared dataset, or `raw_dir` prepared with its vocabularies under
-    <run_dir>/scored_data/<hash of the raw path>/."""
-    trained_on = Path(cfg["data"]["prepared_dir"])
+    <run_dir>/scored_data/<source>-<hash of the inputs>/ (reused while the files are unchanged)."""
     if raw_dir is None:
-        return ProcessedDataset(trained_on)
+        return trained_on
     prep = load_prep_config(cfg["data"]["source"], data_config)
-    out = run_dir / "scored_data" / hashlib.sha256(str(Path(raw_dir).resolve()).encode()).hexdigest()[:8]
-    prepare(raw_dir, out, prep, vocab_from=trained_on)
-    return ProcessedDataset(out)
+    return ProcessedDataset(prepare_copy(raw_dir, run_dir / "scored_data", prep, vocab_from=trained_on.root))
 
 
 def predict(run_dir: str | Path, splits: list[str], checkpoint: str = "best", raw_dir: str | Path | None = None,
@@ -56,13 +54,16 @@ def predict(run_dir: str | Path, splits: list[str], checkpoint: str = "best", ra
     for split in splits:
         if split not in SPLITS:
             raise MDAFError(f"--split: expected some of {list(SPLITS)}, got {split!r}")
-    dataset = scoring_dataset(run_dir, cfg, Path(raw_dir) if raw_dir else None,
-                              Path(data_config) if data_config else None)
     ckpt = Path(checkpoint) if checkpoint not in ("best", "last") else run_dir / "checkpoints" / f"{checkpoint}.pt"
+    state = load_checkpoint(ckpt)
+    trained_on = ProcessedDataset(cfg["data"]["prepared_dir"])
+    check_same_data(state, trained_on.fingerprint(), ckpt, trained_on.root)  # its vocabularies index the model
+    dataset = scoring_dataset(run_dir, cfg, trained_on, Path(raw_dir) if raw_dir else None,
+                              Path(data_config) if data_config else None)
     dev = resolve_device(device)
     model = build_model(cfg["model"], dataset.meta).to(dev)
     try:
-        model.load_state_dict(load_checkpoint(ckpt)["model"])
+        model.load_state_dict(state["model"])
     except RuntimeError as exc:
         raise MDAFError(f"{ckpt}: its weights do not fit the model of {run_dir / 'config.yaml'} ({exc})") from None
     train = cfg["train"]

@@ -6,11 +6,13 @@ checkpoints/{best,last}.pt, test_predictions.parquet, summary.json, report.md, r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
 import random
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from training.device import DEVICES, resolve_device
 from training.logs import setup_logging
 from training.metrics import click_probability, oracle_metrics, split_metrics
 from training.report import write_report
+from training.run_lock import locked_run_dir
 from training.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -78,7 +81,7 @@ def history_timeline(model_cfg: dict[str, Any], meta: dict) -> str | None:
 def resolved_config(cfg: ExperimentConfig, run_name: str, dataset: ProcessedDataset) -> dict[str, Any]:
     out = dataclasses.asdict(cfg)
     out["run_name"] = run_name
-    out["data"]["prepared_dir"] = str(dataset.root)
+    out["data"]["prepared_dir"] = str(dataset.root.resolve())  # predict.py finds it from any directory
     return out
 
 
@@ -125,9 +128,6 @@ def run_experiment(cfg: ExperimentConfig, run_name: str | None = None, results_d
     train = cfg.train
     run_name = run_name or f"{cfg.experiment}-seed{train.seed}"
     run_dir = Path(results_dir) / run_name
-    if ctx.is_main and not resume and ((run_dir / "checkpoints").exists() or (run_dir / "summary.json").exists()):
-        raise MDAFError(f"{run_dir}: holds a run already; pass --resume to continue it, or another --run-name")
-    setup_logging(run_dir, ctx.is_main)
     began = time.perf_counter()
     if train.threads:
         torch.set_num_threads(train.threads)
@@ -135,30 +135,56 @@ def run_experiment(cfg: ExperimentConfig, run_name: str | None = None, results_d
     peak = PeakMemory(device.type)
     distributed.init(ctx, device)
     try:
-        dataset = open_dataset(cfg.data, ctx)
-        config = resolved_config(cfg, run_name, dataset)
-        if ctx.is_main:
-            if resume:
-                check_resumable(run_dir, config)
-            atomic_write_bytes(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False).encode())
-        seed_everything(train.seed)
-        model = build_model(cfg.model, dataset.meta)
-        params = sum(p.numel() for p in model.parameters())
-        log.info("run %s: model %s (%s parameters) on %s, %d process(es), data %s", run_name, cfg.model["name"],
-                 f"{params:,}", device, ctx.world_size, dataset.root)
-        trainer = Trainer(model, dataset, train, run_dir, ctx, device, history_timeline(cfg.model, dataset.meta))
-        fit = trainer.fit(resume=resume)
-        eval_began = time.perf_counter()
-        test = trainer.predict("test")
-        eval_rate = len(test["label"]) / (time.perf_counter() - eval_began)
-        metrics = split_metrics(test["label"], test["logit"], test["user_id"], train.label_smoothing)
-        if ctx.is_main:
-            _finish(run_dir, cfg, run_name, dataset, trainer, fit, test, metrics, params, device, ctx.world_size,
-                    eval_rate, time.perf_counter() - began, Path(results_dir), peak.mb())
-        distributed.barrier()
+        with owned_run_dir(run_dir, ctx, resume):
+            setup_logging(run_dir, ctx.is_main)
+            dataset = open_dataset(cfg.data, ctx)
+            fingerprint = dataset.fingerprint()  # reads every split: a damaged one fails now, not after training
+            config = resolved_config(cfg, run_name, dataset)
+            if ctx.is_main:
+                if resume:
+                    check_resumable(run_dir, config)
+                atomic_write_bytes(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False).encode())
+            seed_everything(train.seed)
+            model = build_model(cfg.model, dataset.meta)
+            params = sum(p.numel() for p in model.parameters())
+            log.info("run %s: model %s (%s parameters) on %s, %d process(es), data %s", run_name, cfg.model["name"],
+                     f"{params:,}", device, ctx.world_size, dataset.root)
+            trainer = Trainer(model, dataset, fingerprint, train, run_dir, ctx, device,
+                              history_timeline(cfg.model, dataset.meta))
+            fit = trainer.fit(resume=resume)
+            eval_began = time.perf_counter()
+            test = trainer.predict("test")
+            eval_rate = len(test["label"]) / (time.perf_counter() - eval_began)
+            metrics = split_metrics(test["label"], test["logit"], test["user_id"], train.label_smoothing)
+            if ctx.is_main:
+                _finish(run_dir, cfg, run_name, dataset, trainer, fit, test, metrics, params, device, ctx.world_size,
+                        eval_rate, time.perf_counter() - began, Path(results_dir), peak.mb())
+            distributed.barrier()
     finally:
         distributed.shutdown()
     return run_dir
+
+
+@contextlib.contextmanager
+def owned_run_dir(run_dir: Path, ctx: distributed.Dist, resume: bool) -> Iterator[None]:
+    """Rank 0 holds `run_dir`'s lock for the block (training/run_lock.py): a second run or a
+    `--resume` of a directory in use, or a new run into a finished one, stops on every rank."""
+    with contextlib.ExitStack() as held:
+        error = None
+        if ctx.is_main:
+            try:
+                held.enter_context(locked_run_dir(run_dir))
+                if not resume and ((run_dir / "checkpoints").exists() or (run_dir / "summary.json").exists()):
+                    raise MDAFError(f"{run_dir}: holds a run already; pass --resume to continue it, or another "
+                                    "--run-name")
+            except MDAFError as exc:
+                error = str(exc)
+            except OSError as exc:
+                error = f"{exc.filename or run_dir}: {exc.strerror or exc}"
+        error = distributed.broadcast_object(error)
+        if error is not None:
+            raise MDAFError(error)
+        yield
 
 
 def _finish(run_dir, cfg, run_name, dataset, trainer, fit, test, metrics, params, device, world_size, eval_rate,

@@ -57,6 +57,22 @@ class FitResult:
     train_samples_per_s: float
 
 
+def check_same_data(state: dict, fingerprint: dict, path: Path, root: Path) -> None:
+    """Raise unless checkpoint `state` was written for the dataset whose fingerprint
+    (ProcessedDataset.fingerprint) is given: same meta.json, vocabularies and rows."""
+    theirs = state.get("dataset")
+    if theirs == fingerprint:
+        return
+    if theirs is None:
+        what = "it records no dataset (written by an older version)"
+    else:
+        changed = [f"{key} {theirs[key]} -> {fingerprint[key]}" for key in ("rows", "vocab_sizes")
+                   if theirs.get(key) != fingerprint.get(key)]
+        what = "; ".join(changed) or "its meta.json differs"
+    raise MDAFError(f"{path}: written for other data than {root} holds now ({what}); a checkpoint is used only "
+                    "with the data it was trained on: restore that data, or start a new run")
+
+
 class WithoutAuxLogits(nn.Module):
     """The model with its sub-network logits dropped from the output, for DDP when the loss does not
     use them: DDP counts every parameter that reaches an output as used, and would wait forever for
@@ -73,8 +89,10 @@ class WithoutAuxLogits(nn.Module):
 
 
 class Trainer:
-    def __init__(self, model: nn.Module, dataset: ProcessedDataset, cfg: TrainConfig, run_dir: Path,
-                 ctx: Dist, device: torch.device, timeline: str | None):
+    def __init__(self, model: nn.Module, dataset: ProcessedDataset, fingerprint: dict, cfg: TrainConfig,
+                 run_dir: Path, ctx: Dist, device: torch.device, timeline: str | None):
+        """fingerprint: `dataset.fingerprint()`, stored in every checkpoint; a resume on other data
+        than the run started with is refused."""
         if cfg.batch_size % ctx.world_size:
             raise MDAFError(f"training config: key 'batch_size' ({cfg.batch_size}) must be a multiple of "
                             f"the number of processes ({ctx.world_size})")
@@ -83,6 +101,7 @@ class Trainer:
                 raise MDAFError(f"{dataset.root / 'samples' / (split + '.parquet')}: no samples; training needs "
                                 "train and validation samples (check the split days of the data config)")
         self.cfg, self.ctx, self.device, self.dataset, self.timeline = cfg, ctx, device, dataset, timeline
+        self.fingerprint = fingerprint
         self.model = model.to(device)
         self.ckpt_dir = run_dir / "checkpoints"
         self.train_loader = BatchLoader(dataset, "train", cfg.seq_len, cfg.batch_size // ctx.world_size,
@@ -142,6 +161,7 @@ class Trainer:
             "history": self.history, "done": self.done, "stop_reason": self.stop_reason,
             "epoch_seconds": self.epoch_seconds, "train_rates": self.train_rates,
             "train_config": asdict(self.cfg), "world_size": self.ctx.world_size, "rngs": rngs,
+            "dataset": self.fingerprint,
         }
 
     def _save_last(self) -> None:
@@ -158,6 +178,7 @@ class Trainer:
         if changed:
             raise MDAFError(f"{path}: written with a different training config (keys {changed}); "
                             "resume with the run's own config, or start a new run")
+        check_same_data(state, self.fingerprint, path, self.dataset.root)
         if state["world_size"] != self.ctx.world_size:
             raise MDAFError(f"{path}: written by {state['world_size']} process(es); resume with as many "
                             f"(this run has {self.ctx.world_size})")
@@ -285,7 +306,7 @@ class Trainer:
                  val_m["logloss"], val_m["gauc"], record["gap"], record["status"], seconds, rate)
         if improved and self.ctx.is_main:
             save_checkpoint(self.ckpt_dir / "best.pt", {"model": self.model.state_dict(), "epoch": self.epoch,
-                                                        "val_auc": val_m["auc"]})
+                                                        "val_auc": val_m["auc"], "dataset": self.fingerprint})
         if self.stopper.should_stop:
             self.done, self.stop_reason = True, (
                 f"early stopping: no validation AUC gain above {self.cfg.min_delta} for "

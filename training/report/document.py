@@ -24,6 +24,12 @@ class Table:
     rows: list[list[str]]
     align: str
 
+    def __post_init__(self) -> None:
+        widths = {len(self.headers), len(self.align), *map(len, self.rows)}
+        if len(widths) != 1:  # Markdown renders a table only when every row has the header's width
+            raise ValueError(f"table {self.headers}: {len(self.align)} alignments and rows of "
+                             f"{sorted(map(len, self.rows))} cells for {len(self.headers)} headers")
+
 
 @dataclass
 class Image:

@@ -67,7 +67,7 @@ def epochs_section(run: Run) -> Section:
              num(e["val_auc"]), num(e["val_logloss"]), num(e["gap"], "+.4f"), str(e["status"])]
             + ([num(e.get("gate_mean"), ".3f")] if gate else []) for e in run.epochs]
     blocks: list[Any] = [Table(headers + (["gate mean"] if gate else []), rows,
-                               "rr" + "r" * (6 + logloss) + "l" + ("r" if gate else ""))]
+                               "rr" + "r" * (5 + logloss) + "l" + ("r" if gate else ""))]
     blocks.append("train loss: the training objective (smoothed targets, plus Tri-BCE's terms where the "
                   "model has sub-network heads); train logloss: the logloss of the epoch's own training "
                   "predictions, the quantity val logloss measures.")
