@@ -123,11 +123,11 @@ def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path,
     counts = {"no_impression": 0, "after_last_impression": 0, "imp_duplicates": 0, "beh_duplicates": 0}
     for k in tqdm(range(n_buckets), desc="taobao_ad buckets", unit="bucket", disable=n_buckets < 2):
         _prepare_bucket(bucket(k), ads, profiles, vocabs, edges, cfg, timelines, samples, counts)
-    for name, spec in (("imp", RAW_SAMPLE), ("beh", BEHAVIOR_LOG)):
+    for name, spec, fate in (("imp", RAW_SAMPLE, "dropped"), ("beh", BEHAVIOR_LOG, "kept: no item id")):
         if name in rows:
-            drops[f"{spec.name}: exact duplicate of an earlier row (dropped)"] = checks.limit_share(
+            drops[f"{spec.name}: exact duplicate of an earlier row ({fate})"] = checks.limit_share(
                 counts[f"{name}_duplicates"], rows[name], cfg.max_duplicate_fraction, "max_duplicate_fraction",
-                raw_dir / spec.name, "are exact duplicates of an earlier row (dropped)")
+                raw_dir / spec.name, f"are exact duplicates of an earlier row ({fate})")
     if has_log:
         drops["behavior_log.csv: user has no impression in any split"] = counts["no_impression"]
         drops["behavior_log.csv: after the user's last impression (in no history)"] = \
@@ -222,7 +222,7 @@ def _fit_vocabularies(buckets: list[dict[str, pl.LazyFrame]], ads: pl.DataFrame,
             counts.add(space, train[column])
         counts.add("price", train["price"].drop_nulls())
         if "beh" in frames:
-            early = frames["beh"].unique().filter(pl.col("time_stamp").is_between(h_start, end, closed="left"))
+            early = frames["beh"].filter(pl.col("time_stamp").is_between(h_start, end, closed="left"))
             early = early.select("cate", "brand").collect()
             counts.add("cate", early["cate"])
             counts.add("brand", early["brand"])
@@ -265,7 +265,8 @@ def _prepare_bucket(frames: dict[str, pl.LazyFrame], ads: pl.DataFrame, profiles
     if "behavior" in timelines:
         last = encoded.group_by("user_id").agg(last=pl.col("time").max())
         h_start, h_end = cfg.history_window
-        beh = _unique(frames["beh"], "beh_duplicates", counts)
+        beh = frames["beh"].collect()
+        counts["beh_duplicates"] += beh.height - beh.unique().height  # counted, kept (see _unique)
         beh = beh.filter(pl.col("time_stamp").is_between(h_start, h_end, closed="left"))
         known = beh.join(last, left_on="user", right_on="user_id", how="inner")
         used = known.filter(pl.col("time_stamp") < pl.col("last"))
@@ -287,6 +288,10 @@ def _prepare_bucket(frames: dict[str, pl.LazyFrame], ads: pl.DataFrame, profiles
 
 
 def _unique(rows: pl.LazyFrame, counter: str, counts: dict[str, int]) -> pl.DataFrame:
+    """raw_sample rows without exact duplicates (an impression names its ad, so a repeated row
+    is one impression logged twice). behavior_log's repeats are counted but kept: it has no item
+    id, so two views of different items of one category and brand in the same second are
+    identical rows, and real events."""
     frame, n_duplicates = drop_duplicates(rows.collect())
     counts[counter] += n_duplicates
     return frame

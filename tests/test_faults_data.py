@@ -152,21 +152,28 @@ def test_impressions_of_ads_missing_from_ad_feature(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["raw_sample.csv", "behavior_log.csv", "UserBehavior.csv"])
-def test_exact_duplicate_rows_are_dropped_and_counted(capsys, tmp_path, name):
-    """Before: duplicated rows doubled the samples (or history steps), uncounted."""
+def test_exact_duplicate_rows_are_counted(capsys, tmp_path, name):
+    """Before: duplicated rows doubled the samples (or history steps), uncounted. Now they are
+    counted, and dropped where a row names its item (raw_sample, UserBehavior); behavior_log has
+    no item id, so its identical rows can be distinct events, and are kept."""
     source = "userbehavior" if name == "UserBehavior.csv" else "taobao_ad"
     lines = {"raw_sample.csv": RAW_SAMPLE, "behavior_log.csv": BEHAVIOR_LOG, "UserBehavior.csv": USER_BEHAVIOR}[name]
     make = userbehavior_raw if source == "userbehavior" else taobao_ad_raw
     clean, raw = make(tmp_path / "clean"), make(tmp_path / "raw")
-    write_lines(raw / name, lines + [lines[-1]])
+    write_lines(raw / name, lines + [lines[1]])
     code, line = run(capsys, raw, tmp_path / "a", source=source)
     assert code == 1 and name in line and "max_duplicate_fraction" in line
     assert run(capsys, clean, tmp_path / "clean_out", source=source)[0] == 0
     code, _ = run(capsys, raw, tmp_path / "b", "--config", config(tmp_path, source, max_duplicate_fraction=0.2),
                   source=source)
     assert code == 0
-    assert drops(tmp_path / "b")[f"{name}: exact duplicate of an earlier row (dropped)"] == 1
-    for part in ("samples/train.parquet", "samples/test.parquet", "timelines/behavior/time.npy"):
+    kept = name == "behavior_log.csv"
+    fate = "kept: no item id" if kept else "dropped"
+    assert drops(tmp_path / "b")[f"{name}: exact duplicate of an earlier row ({fate})"] == 1
+    rows = {d: json.loads((tmp_path / d / "meta.json").read_text())["timelines"]["behavior"]["rows"]
+            for d in ("b", "clean_out")}
+    assert rows["b"] == rows["clean_out"] + kept
+    for part in [] if kept else ["samples/train.parquet", "samples/test.parquet", "timelines/behavior/time.npy"]:
         assert (tmp_path / "b" / part).read_bytes() == (tmp_path / "clean_out" / part).read_bytes(), part
 
 
