@@ -17,10 +17,11 @@ import polars as pl
 
 from common.errors import MDAFError
 from data_prep.samples import SPLITS
+from data_prep.timeline import raw_column
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: raw ids of the candidate and history fields beside their indices
 REQUIRED_META_KEYS = ("schema_version", "vocab_sizes", "static_fields", "timelines")
 
 
@@ -30,6 +31,7 @@ class SplitTable:
 
     label: (N,) int8; time: (N,) int64; user_id: (N,) int64;
     static: column -> (N,) int32; start, end: timeline -> (N,) int64 ([start, end) rows);
+    raw: field -> (N,) int64 raw ids of the candidate (meta.json `raw_ids`; -1 where missing);
     oracle_p: (N,) float32, or None when the dataset is not synthetic.
     """
 
@@ -40,6 +42,7 @@ class SplitTable:
     static: dict[str, np.ndarray]
     start: dict[str, np.ndarray]
     end: dict[str, np.ndarray]
+    raw: dict[str, np.ndarray]
     oracle_p: np.ndarray | None = None
 
     def __len__(self) -> int:
@@ -114,6 +117,15 @@ class ProcessedDataset:
         """Index field -> vocabulary space for timeline `name` (excludes `user_id` and `time`)."""
         return dict(self._timeline_meta(name)["fields"])
 
+    @property
+    def raw_ids(self) -> list[str]:
+        """Candidate fields whose raw ids the samples hold (`<field>_raw`)."""
+        return list(self.meta.get("raw_ids", []))
+
+    def timeline_raw_ids(self, name: str) -> list[str]:
+        """Fields of timeline `name` whose raw ids it holds (`<field>_raw.npy`)."""
+        return list(self._timeline_meta(name).get("raw_ids", []))
+
     def _timeline_meta(self, name: str) -> dict:
         if name not in self.meta["timelines"]:
             raise MDAFError(f"{self.root / 'meta.json'}: no timeline {name!r}; available: {self.timeline_names}")
@@ -141,7 +153,8 @@ class ProcessedDataset:
                             "with python -m data_prep") from None
         static = list(self.static_fields)
         pointers = [f"{t}_{side}" for t in self.timeline_names for side in ("start", "end")]
-        wanted = ["label", "time", "user_id", *static, *pointers]
+        raw = [raw_column(f) for f in self.raw_ids]
+        wanted = ["label", "time", "user_id", *static, *pointers, *raw]
         missing = [c for c in wanted if c not in schema]
         if missing:
             raise MDAFError(f"{path}: missing column(s) {missing}")
@@ -167,6 +180,7 @@ class ProcessedDataset:
             static={c: col(c, np.int32) for c in static},
             start={t: col(f"{t}_start", np.int64) for t in self.timeline_names},
             end={t: col(f"{t}_end", np.int64) for t in self.timeline_names},
+            raw={f: col(raw_column(f), np.int64) for f in self.raw_ids},
             oracle_p=col("oracle_p", np.float32) if "oracle_p" in frame.columns else None,
         )
         log.info("dataset %s: split %s, %d samples", self.root, name, len(table))
@@ -183,7 +197,7 @@ class ProcessedDataset:
         tl_meta = self._timeline_meta(name)
         folder = self.root / "timelines" / name
         arrays: dict[str, np.ndarray] = {}
-        for field in ("user_id", "time", *tl_meta["fields"]):
+        for field in ("user_id", "time", *tl_meta["fields"], *map(raw_column, tl_meta.get("raw_ids", []))):
             path = folder / f"{field}.npy"
             if not path.is_file():
                 raise MDAFError(f"{path}: missing; timeline {name!r} needs field {field!r}")

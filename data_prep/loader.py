@@ -26,6 +26,7 @@ import torch
 
 from common.errors import MDAFError
 from data_prep.dataset import ProcessedDataset
+from data_prep.timeline import raw_column
 from data_prep.windows import gather, history_window
 
 log = logging.getLogger(__name__)
@@ -49,11 +50,13 @@ class BatchLoader:
     """Iterable over batches (`dict[str, torch.Tensor]`) of one split; B = batch size, L = seq_len.
 
     Keys: every static field (B,) int64; `label` (B,) float32; `time` (B,) int64;
-    `user_id` (B,) int64; `oracle_p` (B,) float32 when the dataset has it; and for every timeline T
-    and each of its index fields F: `T_F` (B, L) int64 (0 at pads), `T_mask` (B, L) bool (True at
-    real behaviours), `T_time_gap` (B, L) int64 (impression time minus behaviour time in seconds,
-    0 at pads), `T_length` (B,) int64 (number of real positions). Windows are left-padded: the
-    newest behaviour is at L-1 (see data_prep/windows.py for why).
+    `user_id` (B,) int64; `oracle_p` (B,) float32 when the dataset has it; `F_raw` (B,) int64 the
+    candidate's raw id of each field F of meta `raw_ids`; and for every timeline T and each of its
+    index fields F: `T_F` (B, L) int64 (0 at pads), `T_F_raw` (B, L) int64 raw ids for the fields
+    of its `raw_ids` (0 at pads), `T_mask` (B, L) bool (True at real behaviours), `T_time_gap`
+    (B, L) int64 (impression time minus behaviour time in seconds, 0 at pads), `T_length` (B,)
+    int64 (number of real positions). Windows are left-padded: the newest behaviour is at L-1
+    (see data_prep/windows.py for why).
 
     The order is fixed by (`seed`, epoch); call `set_epoch` before each epoch to reshuffle.
     """
@@ -88,7 +91,8 @@ class BatchLoader:
         self.epoch = 0
         self.table = dataset.split(split)
         self.timelines = list(dataset.timeline_names if timelines is None else timelines)
-        self._fields = {t: list(dataset.timeline_fields(t)) for t in self.timelines}
+        self._fields = {t: [*dataset.timeline_fields(t), *map(raw_column, dataset.timeline_raw_ids(t))]
+                        for t in self.timelines}
         self._arrays = {t: dataset.timeline(t) for t in self.timelines}
         self._check()
         log.info(
@@ -110,7 +114,7 @@ class BatchLoader:
                     f"{where}: columns {t}_start/{t}_end must satisfy 0 <= start <= end <= {rows} "
                     f"(rows of timeline {t!r}); row {i} has [{start[i]}, {end[i]})"
                 )
-        keys = [*self.table.static, "label", "time", "user_id", "oracle_p"]
+        keys = [*self.table.static, "label", "time", "user_id", "oracle_p", *map(raw_column, self.table.raw)]
         for t in self.timelines:
             keys += [f"{t}_{f}" for f in self._fields[t]] + [f"{t}_{k}" for k in ("mask", "time_gap", "length")]
         dup = sorted({k for k in keys if keys.count(k) > 1})
@@ -157,6 +161,8 @@ class BatchLoader:
         out["user_id"] = torch.from_numpy(t.user_id[idx])
         if t.oracle_p is not None:
             out["oracle_p"] = torch.from_numpy(t.oracle_p[idx].astype(np.float32, copy=False))
+        for field, column in t.raw.items():
+            out[raw_column(field)] = torch.from_numpy(column[idx])
         for name in self.timelines:
             arrays = self._arrays[name]
             rows, mask = history_window(t.start[name][idx], t.end[name][idx], self.seq_len)  # (B, L)

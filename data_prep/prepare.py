@@ -92,12 +92,13 @@ def prepare_copy(raw_dir: str | Path, root: str | Path, cfg: PrepConfig,
 
 
 def prep_inputs(raw_dir: Path, cfg: PrepConfig, vocab_from: str | Path | None) -> dict:
-    """What a dataset is built from: the raw directory and the source's files in it, the config,
-    and the vocabularies reused (their dataset and files; a dataset rebuilt in place must not be
-    mistaken for the one it replaced)."""
+    """What a dataset is built from: the format version, the raw directory and the source's files
+    in it, the config, and the vocabularies reused (their dataset and files; a dataset rebuilt in
+    place must not be mistaken for the one it replaced)."""
     names = [spec.name for spec in SOURCE_FILES[cfg.source]]
-    inputs = {"raw_dir": str(Path(raw_dir).resolve()), "raw_files": file_stats(Path(raw_dir), names),
-              "config": dataclasses.asdict(cfg), "vocab_from": None, "vocab_files": None}
+    inputs = {"schema_version": SCHEMA_VERSION, "raw_dir": str(Path(raw_dir).resolve()),
+              "raw_files": file_stats(Path(raw_dir), names), "config": dataclasses.asdict(cfg),
+              "vocab_from": None, "vocab_files": None}
     if vocab_from is not None:
         vocab_dir = Path(vocab_from).resolve() / "vocab"
         names = sorted(p.name for p in vocab_dir.glob("*.parquet"))

@@ -25,8 +25,8 @@ from data_prep.raw_files import (AD_FEATURE, BEHAVIOR_LOG, RAW_SAMPLE, RAW_SAMPL
                                  last_line_cut, require_file, scan_raw, unpack_hint)
 from data_prep.samples import SampleWriter, split_column
 from data_prep.static_features import calendar_columns, price_edges, price_index
-from data_prep.timeline import TimelineWriter, history_pointers
-from data_prep.vocab import Reused, ValueCounts, Vocab, encode, fixed_vocab
+from data_prep.timeline import TimelineWriter, history_pointers, raw_column
+from data_prep.vocab import Reused, ValueCounts, Vocab, encode, fill_missing, fixed_vocab, vocab_meta
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,10 @@ STATIC = {"user": ("user", "user"), "item": ("adgroup_id", "item"), "cate": ("ca
           **{f: (f, f) for f in PROFILE}}
 TIMELINES = {"behavior": {"cate": "cate", "brand": "brand", "btag": "btag"},
              "click": {"item": "item", "cate": "cate", "brand": "brand"}}
+# raw ids kept beside the indices, so a candidate matches its history even where ids are out of
+# vocabulary: candidate field -> raw column; each timeline's fields with raw ids
+RAW_IDS = {"item": "adgroup_id", "cate": "cate_id", "brand": "brand"}
+TIMELINE_RAW_IDS = {"behavior": ["cate", "brand"], "click": ["item", "cate", "brand"]}
 
 
 def prepare_taobao_ad(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path,
@@ -116,9 +120,10 @@ def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path,
     for vocab in vocabs.values():
         vocab.save(out / "vocab")
 
-    timelines = {"click": TimelineWriter(work, "click", list(TIMELINES["click"]))}
+    timelines = {"click": TimelineWriter(work, "click", list(TIMELINES["click"]), TIMELINE_RAW_IDS["click"])}
     if has_log:
-        timelines["behavior"] = TimelineWriter(work, "behavior", list(TIMELINES["behavior"]))
+        timelines["behavior"] = TimelineWriter(work, "behavior", list(TIMELINES["behavior"]),
+                                               TIMELINE_RAW_IDS["behavior"])
     samples = SampleWriter(work)
     counts = {"no_impression": 0, "after_last_impression": 0, "imp_duplicates": 0, "beh_duplicates": 0}
     for k in tqdm(range(n_buckets), desc="taobao_ad buckets", unit="bucket", disable=n_buckets < 2):
@@ -136,15 +141,16 @@ def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path,
     log.info("joining the buckets' samples and timelines")
     sample_schema = _sample_schema(list(timelines), has_oracle)
     rows = samples.finish(out, sample_schema)
-    tl_meta = {name: {"rows": writer.finish(out), "fields": TIMELINES[name]}
+    tl_meta = {name: {"rows": writer.finish(out), "fields": TIMELINES[name], "raw_ids": TIMELINE_RAW_IDS[name]}
                for name, writer in timelines.items()}
     return {
         "source": "taobao_ad",
         "synthetic": has_oracle,
-        "vocab_sizes": {v.space: v.size for v in vocabs.values()},
+        **vocab_meta(vocabs),
         "static_fields": {f: space for f, (_, space) in STATIC.items()} | {
             "price": "price", "hour": "hour", "dow": "dow"},
         "target_fields": {"item": "item", "cate": "cate", "brand": "brand"},
+        "raw_ids": list(RAW_IDS),
         "timelines": tl_meta,
         "price_edges": edges.tolist(),
         "rows": rows,
@@ -257,11 +263,12 @@ def _prepare_bucket(frames: dict[str, pl.LazyFrame], ads: pl.DataFrame, profiles
         "split", label=pl.col("clk").cast(pl.Int8), time=pl.col("time_stamp"), user_id=pl.col("user"),
         **{field: pl.col(f"{field}_idx") for field in STATIC},
         price=price_index("price", edges), hour=pl.col("hour"), dow=pl.col("dow"),
-        **({"oracle_p": pl.col("oracle_p")} if "oracle_p" in imp.columns else {}))
+        **({"oracle_p": pl.col("oracle_p")} if "oracle_p" in imp.columns else {}),
+        **{raw_column(f): fill_missing(pl.col(c), pl.Int64) for f, c in RAW_IDS.items()})
     # joins do not keep row order: sort, by user and time first so pointer searches run in order
     encoded = encoded.sort(["user_id", "time", *encoded.columns])
 
-    histories = {"click": encoded.filter(pl.col("label") == 1).select("user_id", "time", "item", "cate", "brand")}
+    histories = {"click": encoded.filter(pl.col("label") == 1)}
     if "behavior" in timelines:
         last = encoded.group_by("user_id").agg(last=pl.col("time").max())
         h_start, h_end = cfg.history_window
@@ -276,7 +283,8 @@ def _prepare_bucket(frames: dict[str, pl.LazyFrame], ads: pl.DataFrame, profiles
                                               "brand_idx": ("brand", vocabs["brand"]),
                                               "btag_idx": ("btag", vocabs["btag"])}).select(
             user_id=pl.col("user"), time=pl.col("time_stamp"), cate=pl.col("cate_idx"),
-            brand=pl.col("brand_idx"), btag=pl.col("btag_idx"))
+            brand=pl.col("brand_idx"), btag=pl.col("btag_idx"),
+            **{raw_column(f): fill_missing(pl.col(f), pl.Int64) for f in TIMELINE_RAW_IDS["behavior"]})
 
     user, time = encoded["user_id"].to_numpy(), encoded["time"].to_numpy()
     pointers = {}
@@ -304,4 +312,5 @@ def _sample_schema(timelines: list[str], oracle: bool) -> pl.Schema:
         schema |= {f"{name}_start": pl.Int64, f"{name}_end": pl.Int64}
     if oracle:
         schema["oracle_p"] = pl.Float32
+    schema |= {raw_column(f): pl.Int64 for f in RAW_IDS}
     return pl.Schema(schema)

@@ -18,6 +18,12 @@ import numpy as np
 import polars as pl
 
 _TIME_BITS = 32
+RAW_SUFFIX = "_raw"
+
+
+def raw_column(field: str) -> str:
+    """The column (and batch key suffix) holding the raw ids of `field`: `item` -> `item_raw`."""
+    return field + RAW_SUFFIX
 
 
 def history_pointers(tl_user: np.ndarray, tl_time: np.ndarray, user: np.ndarray,
@@ -51,12 +57,13 @@ def history_pointers(tl_user: np.ndarray, tl_time: np.ndarray, user: np.ndarray,
 class TimelineWriter:
     """Collects one timeline bucket by bucket, then writes `timelines/<name>/<field>.npy`.
 
-    Every bucket's frame must hold `user_id`, `time` and the index fields; rows are sorted here.
+    Every bucket's frame must hold `user_id`, `time`, the index fields and `<f>_raw` for each of
+    `raw_ids` (the raw ids of fields a candidate can match); rows are sorted here.
     """
 
-    def __init__(self, work_dir: Path, name: str, fields: list[str]) -> None:
+    def __init__(self, work_dir: Path, name: str, fields: list[str], raw_ids: list[str]) -> None:
         self.name = name
-        self.columns = ["user_id", "time", *fields]
+        self.columns = ["user_id", "time", *fields, *(raw_column(f) for f in raw_ids)]
         self.rows = 0
         self._chunks = work_dir / f"timeline_{name}"
         self._chunks.mkdir(parents=True, exist_ok=True)
@@ -77,7 +84,7 @@ class TimelineWriter:
         target.mkdir(parents=True, exist_ok=True)
         chunks = sorted(self._chunks.glob("*.arrow"))
         for column in self.columns:
-            dtype = np.int64 if column in ("user_id", "time") else np.int32
+            dtype = np.int64 if column in ("user_id", "time") or column.endswith(RAW_SUFFIX) else np.int32
             array = np.lib.format.open_memmap(target / f"{column}.npy", mode="w+", dtype=dtype,
                                               shape=(self.rows,))
             at = 0

@@ -21,8 +21,8 @@ from data_prep.raw_files import (USER_BEHAVIOR, USER_BEHAVIOR_ORACLE, explain_re
                                  require_file, scan_raw)
 from data_prep.samples import SampleWriter, split_column
 from data_prep.static_features import calendar_columns
-from data_prep.timeline import TimelineWriter, history_pointers
-from data_prep.vocab import Reused, ValueCounts, Vocab, encode, fixed_vocab
+from data_prep.timeline import TimelineWriter, history_pointers, raw_column
+from data_prep.vocab import Reused, ValueCounts, Vocab, encode, fixed_vocab, vocab_meta
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ BTAGS = ["pv", "cart", "fav", "buy"]
 CONVERSIONS = ["cart", "fav", "buy"]
 STATIC = {"user": "user", "item": "item", "cate": "cate"}
 TIMELINE = {"item": "item", "cate": "cate", "btag": "btag"}
+RAW_IDS = ["item", "cate"]  # raw ids kept beside the indices, in the samples and the timeline
 _RENAME = {"user_id": "user", "item_id": "item", "category_id": "cate", "behavior_type": "btag",
            "timestamp": "time"}
 
@@ -87,7 +88,7 @@ def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path,
     for vocab in vocabs.values():
         vocab.save(out / "vocab")
 
-    timeline = TimelineWriter(work, "behavior", list(TIMELINE))
+    timeline = TimelineWriter(work, "behavior", list(TIMELINE), RAW_IDS)
     samples = SampleWriter(work)
     n_duplicates = 0
     for k in tqdm(range(n_buckets), desc="userbehavior buckets", unit="bucket", disable=n_buckets < 2):
@@ -102,15 +103,17 @@ def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path,
     sample_schema = pl.Schema({"label": pl.Int8, "time": pl.Int64, "user_id": pl.Int64,
                                **{f: pl.Int32 for f in [*STATIC, "hour", "dow"]},
                                "behavior_start": pl.Int64, "behavior_end": pl.Int64,
-                               **({"oracle_p": pl.Float32} if has_oracle else {})})
+                               **({"oracle_p": pl.Float32} if has_oracle else {}),
+                               **{raw_column(f): pl.Int64 for f in RAW_IDS}})
     rows_per_split = samples.finish(out, sample_schema)
     return {
         "source": "userbehavior",
         "synthetic": has_oracle,
-        "vocab_sizes": {v.space: v.size for v in vocabs.values()},
+        **vocab_meta(vocabs),
         "static_fields": dict(STATIC) | {"hour": "hour", "dow": "dow"},
         "target_fields": {"item": "item", "cate": "cate"},
-        "timelines": {"behavior": {"rows": timeline.finish(out), "fields": TIMELINE}},
+        "raw_ids": RAW_IDS,
+        "timelines": {"behavior": {"rows": timeline.finish(out), "fields": TIMELINE, "raw_ids": RAW_IDS}},
         "rows": rows_per_split,
         "label_horizon_hours": cfg.label_horizon_hours,
         "drops": drops,
@@ -174,11 +177,13 @@ def _prepare_bucket(rows: pl.DataFrame, oracle: pl.DataFrame | None, vocabs: dic
     encoded = views.select(
         "split", "label", "time", *calendar_columns("time"), user_id=pl.col("user"),
         **{field: pl.col(f"{field}_idx") for field in STATIC},
-        **({"oracle_p": pl.col("oracle_p")} if oracle is not None else {}))
+        **({"oracle_p": pl.col("oracle_p")} if oracle is not None else {}),
+        **{raw_column(f): pl.col(f) for f in RAW_IDS})
     # joins do not keep row order: sort, by user and time first so pointer searches run in order
     encoded = encoded.sort(["user_id", "time", *encoded.columns])
     history = rows.select(user_id=pl.col("user"), time=pl.col("time"),
-                          **{field: pl.col(f"{field}_idx") for field in TIMELINE})
+                          **{field: pl.col(f"{field}_idx") for field in TIMELINE},
+                          **{raw_column(f): pl.col(f) for f in RAW_IDS})
     frame, offset = timeline.add(history)
     start, end = history_pointers(frame["user_id"].to_numpy(), frame["time"].to_numpy(),
                                   encoded["user_id"].to_numpy(), encoded["time"].to_numpy())

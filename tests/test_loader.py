@@ -73,7 +73,7 @@ def write_dataset(root: Path, n_users: int = 30, seed: int = 0, synthetic: bool 
         frame.write_parquet(root / "samples" / f"{split}.parquet")
 
     meta = {
-        "schema_version": 1,
+        "schema_version": 2,
         "source": "taobao_ad",
         "synthetic": synthetic,
         "splits": {k: list(v) for k, v in splits.items()},
@@ -247,7 +247,7 @@ def test_errors_name_the_file_and_key(tmp_path, dataset):
     (broken / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(MDAFError, match="static_fields"):
         ProcessedDataset(broken)
-    meta["static_fields"], meta["schema_version"] = STATIC, 2
+    meta["static_fields"], meta["schema_version"] = STATIC, 3
     (broken / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(MDAFError, match="schema_version"):
         ProcessedDataset(broken)

@@ -17,7 +17,8 @@ from models.registry import build_model
 from training.config import load_experiment
 from training.device import resolve_device
 from training.early_stopping import EarlyStopping
-from training.metrics import click_probability, group_auc, oracle_metrics, split_metrics
+from training.calibration import Calibration, expected_calibration_error, fit_platt, reliability
+from training.metrics import group_auc, oracle_metrics, split_metrics
 from training.optim import adamw
 from training.schedule import lr_factor, warmup_cosine
 
@@ -129,21 +130,36 @@ def test_bce_with_logits_with_smoothing_matches_hand_value():
 
 # --- training/metrics.py -------------------------------------------------------------------
 
-def test_click_probability_undoes_smoothing():
-    s = 0.05
-    p = np.array([0.01, 0.3, 0.5, 0.9])
-    sigma = s / 2 + (1 - s) * p
-    logit = np.log(sigma / (1 - sigma))
-    assert np.allclose(click_probability(logit, s), p, rtol=0, atol=1e-12)
-    assert np.allclose(click_probability(logit, 0.0), sigma, rtol=0, atol=1e-12)
+def test_platt_scaling_recovers_a_known_map():
+    """Labels drawn from sigma(2 z - 1): the fitted (a, b) is near (2, -1), and it is the logloss
+    minimum (no nearby pair does better)."""
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=200_000)
+    y = (rng.random(z.size) < 1 / (1 + np.exp(-(2 * z - 1)))).astype(np.int64)
+    cal = fit_platt(z, y)
+    assert cal.a == pytest.approx(2.0, abs=0.03) and cal.b == pytest.approx(-1.0, abs=0.03)
+    best = log_loss(y, cal(z))
+    for da, db in ((0.01, 0), (-0.01, 0), (0, 0.01), (0, -0.01)):
+        assert log_loss(y, Calibration(cal.a + da, cal.b + db)(z)) > best
 
 
-def test_click_probability_clips():
-    out = click_probability(np.array([-50.0, -3.0, 50.0], dtype=np.float32), 0.05)
-    assert out.dtype == np.float64
-    # sigma(-3) = 0.047 > s / 2, so not clipped; sigma(+-50) lies beyond the smoothed range
-    assert out[0] == 1e-7 and out[2] == 1 - 1e-7
-    assert out[1] == pytest.approx((1 / (1 + math.exp(3)) - 0.025) / 0.95, rel=1e-12)
+def test_calibration_never_clips_rare_clicks():
+    """Before: with label smoothing s, p = (sigma - s/2)/(1 - s) sent every logit below
+    logit(s/2) to zero. The fitted map keeps them apart and positive."""
+    z = np.array([-9.0, -6.0, -4.5, -3.7])  # all below logit(0.025) = -3.66
+    p = Calibration(1.2, 0.4)(z)
+    assert np.all(p > 0) and np.all(np.diff(p) > 0)
+    assert Calibration()(np.array([0.0]))[0] == 0.5 and fit_platt(z, np.zeros(4)) == Calibration()
+
+
+def test_expected_calibration_error_by_hand():
+    p = np.array([0.1, 0.1, 0.2, 0.2, 0.6, 0.8])
+    y = np.array([0, 0, 1, 0, 1, 1])
+    # 3 equal-mass bins: {0.1, 0.1} rate 0, {0.2, 0.2} rate 0.5, {0.6, 0.8} rate 1
+    expected = (2 * 0.1 + 2 * 0.3 + 2 * 0.3) / 6
+    assert expected_calibration_error(p, y, bins=3) == pytest.approx(expected, abs=1e-12)
+    assert reliability(p, y, bins=3) == [(2, pytest.approx(0.1), 0.0), (2, pytest.approx(0.2), 0.5),
+                                         (2, pytest.approx(0.7), 1.0)]
 
 
 def naive_group_auc(user, label, score) -> float:
@@ -192,16 +208,19 @@ def test_split_metrics():
     label = (rng.random(n) < 0.25).astype(np.int64)
     logit = rng.normal(size=n) + label
     user = rng.integers(0, 30, n)
-    out = split_metrics(label, logit, user, 0.05)
-    assert set(out) == {"auc", "logloss", "gauc", "mean_pred", "ctr", "n"}
+    calibration = Calibration(0.8, -0.3)
+    out = split_metrics(label, logit, user, calibration)
+    assert set(out) == {"auc", "logloss", "gauc", "mean_pred", "ece", "ctr", "n"}
     assert out["auc"] == pytest.approx(roc_auc_score(label, logit), abs=1e-12)
-    p = click_probability(logit, 0.05)
+    p = 1 / (1 + np.exp(-(0.8 * logit - 0.3)))
     assert out["logloss"] == pytest.approx(log_loss(label, p), abs=1e-12)
     assert out["gauc"] == pytest.approx(naive_group_auc(user, label, logit), abs=1e-12)
     assert out["mean_pred"] == pytest.approx(p.mean(), abs=1e-12)
+    assert out["ece"] == pytest.approx(expected_calibration_error(p, label), abs=1e-12)
     assert out["ctr"] == pytest.approx(label.mean(), abs=1e-12)
     assert out["n"] == n
-    assert math.isnan(split_metrics(np.zeros(5, dtype=int), logit[:5], user[:5], 0.05)["auc"])
+    assert split_metrics(label, logit, user)["mean_pred"] == pytest.approx((1 / (1 + np.exp(-logit))).mean())
+    assert math.isnan(split_metrics(np.zeros(5, dtype=int), logit[:5], user[:5])["auc"])
 
 
 def test_oracle_metrics():
@@ -231,24 +250,25 @@ def test_early_stopping_sequence():
         (0.85, False, "no gain 2/2", True, 0.75),     # measured against best, not the last value
     ]
     for epoch, (value, improved, status, should_stop, best) in enumerate(steps, 1):
-        assert stop.update(value, epoch) is improved, epoch
+        assert stop.update(value, epoch, 10 * epoch) is improved, epoch
         assert stop.status() == status, epoch
         assert stop.should_stop is should_stop, epoch
         assert stop.best == best, epoch
-    assert stop.best_epoch == 4 and stop.bad_epochs == 2
+    assert stop.best_epoch == 4 and stop.best_step == 40 and stop.bad_evaluations == 2
 
 
 def test_early_stopping_state_round_trip():
     stop = EarlyStopping(patience=3, min_delta=0.01)
     for epoch, value in enumerate([0.6, 0.7, 0.705], 1):
-        stop.update(value, epoch)
+        stop.update(value, epoch, 10 * epoch)
     state = stop.state_dict()
-    assert state == {"patience": 3, "min_delta": 0.01, "best": 0.7, "best_epoch": 2, "bad_epochs": 1}
+    assert state == {"patience": 3, "min_delta": 0.01, "best": 0.7, "best_epoch": 2, "best_step": 20,
+                     "bad_evaluations": 1}
     restored = EarlyStopping(patience=1, min_delta=0.5)
     restored.load_state_dict(yaml.safe_load(yaml.safe_dump(state)))
     assert restored == stop
     for epoch, value in [(4, 0.703), (5, 0.702)]:
-        assert restored.update(value, epoch) is stop.update(value, epoch) is False
+        assert restored.update(value, epoch, 10 * epoch) is stop.update(value, epoch, 10 * epoch) is False
     assert restored.should_stop and stop.should_stop and restored.status() == "no gain 3/3"
 
 

@@ -133,7 +133,7 @@ def test_full_report(results):
 
     rows = table_rows(section(md, "Epochs"))
     assert [r[0] for r in rows] == ["1", "2", "3", "4"]
-    assert rows[2][3] == "0.6543" and "0.6111" not in md  # the resumed epoch's last record wins
+    assert rows[2][1] == "120" and rows[2][4] == "0.6543" and "0.6111" not in md  # a resumed evaluation: its last record
     assert rows[0][-1] == "0.520"  # the gate mean column
 
     assert verdicts(md) == dict.fromkeys(

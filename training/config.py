@@ -32,7 +32,10 @@ class TrainConfig:
     factor of training/schedule.py: warm-up from `warmup_start` over `warmup_epochs`, then cosine
     decay to `final_lr_ratio` at the last step of epoch `epochs`. aux_loss 'auto' means Tri-BCE
     for models with sub-network heads, plain BCE otherwise. checkpoint_every: also write last.pt
-    every that many steps inside an epoch (0: at epoch ends only).
+    every that many steps inside an epoch (0: at epoch ends only). eval_every: also validate (and
+    count early stopping's patience, and keep the best weights) every that many steps (0: at epoch
+    ends only). embedding_l2: the weight of training/regularization.py's penalty on the embedding
+    rows a batch reads. embedding_lr_scale: the embedding tables' learning rate as a multiple of lr.
     """
 
     epochs: int = 20
@@ -56,6 +59,9 @@ class TrainConfig:
     threads: int = 0
     log_every: int = 10
     checkpoint_every: int = 0
+    eval_every: int = 0
+    embedding_l2: float = 0.0
+    embedding_lr_scale: float = 1.0
 
     def __post_init__(self) -> None:
         """Every key in its range; the message names the key, the range and the value."""
@@ -73,6 +79,8 @@ class TrainConfig:
             "min_delta": (self.min_delta >= 0, ">= 0"), "device": (self.device in DEVICES, f"one of {list(DEVICES)}"),
             "threads": (self.threads >= 0, ">= 0 (0: torch's default)"), "log_every": (self.log_every >= 1, ">= 1"),
             "checkpoint_every": (self.checkpoint_every >= 0, ">= 0 (0: at epoch ends only)"),
+            "eval_every": (self.eval_every >= 0, ">= 0 (0: at epoch ends only)"),
+            "embedding_l2": (self.embedding_l2 >= 0, ">= 0"), "embedding_lr_scale": (self.embedding_lr_scale > 0, "> 0"),
         }
         for key, (ok, expected) in ranges.items():
             if not ok:
@@ -88,13 +96,15 @@ class DataConfig:
     """Where the samples come from, first match wins: `dir` (a prepared dataset), `raw_dir` (raw
     files, prepared into data/<source>-<hash> first), or a synthetic set from the default generator
     updated by `synthetic` (e.g. {n_users: 4000}). prep_config: preparation YAML
-    (default configs/data/<source>.yaml)."""
+    (default configs/data/<source>.yaml). min_count: per vocabulary space, ids seen fewer times
+    in train are read as out of vocabulary (e.g. {item: 3}; data_prep.vocab.with_min_count)."""
 
     source: str = "taobao_ad"
     dir: str | None = None
     raw_dir: str | None = None
     prep_config: str | None = None
     synthetic: dict[str, Any] = field(default_factory=dict)
+    min_count: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Early stopping on a metric to maximise (validation AUC).
 
-An epoch improves when value > best + min_delta; after `patience` epochs in a row without
-improvement, training stops. The best epoch's weights are restored by the trainer.
+An evaluation (at the end of an epoch, or every `eval_every` steps) improves when
+value > best + min_delta; after `patience` evaluations in a row without improvement, training
+stops. The best evaluation's weights are restored by the trainer.
 """
 from __future__ import annotations
 
@@ -14,23 +15,24 @@ class EarlyStopping:
     min_delta: float
     best: float = float("-inf")
     best_epoch: int = 0
-    bad_epochs: int = 0
+    best_step: int = 0
+    bad_evaluations: int = 0
 
-    def update(self, value: float, epoch: int) -> bool:
-        """Record `value` for `epoch`; True when it is a new best."""
+    def update(self, value: float, epoch: int, step: int) -> bool:
+        """Record `value` of the evaluation at (`epoch`, `step`); True when it is a new best."""
         if value > self.best + self.min_delta:
-            self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
+            self.best, self.best_epoch, self.best_step, self.bad_evaluations = value, epoch, step, 0
             return True
-        self.bad_epochs += 1
+        self.bad_evaluations += 1
         return False
 
     @property
     def should_stop(self) -> bool:
-        return self.bad_epochs >= self.patience
+        return self.bad_evaluations >= self.patience
 
     def status(self) -> str:
         """'best', or 'no gain k/patience'."""
-        return "best" if self.bad_epochs == 0 else f"no gain {self.bad_epochs}/{self.patience}"
+        return "best" if self.bad_evaluations == 0 else f"no gain {self.bad_evaluations}/{self.patience}"
 
     def state_dict(self) -> dict:
         return asdict(self)

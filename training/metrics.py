@@ -5,11 +5,11 @@
 - group AUC (Zhou et al. 2018, DIN): sum_u n_u AUC_u / sum_u n_u over users u whose samples hold
   both a click and a non-click, n_u = that user's sample count; AUC_u by the rank-sum formula
   (R_pos - P (P + 1) / 2) / (P N), ties at their average rank.
-- calibration: mean p against the click rate.
+- calibration: mean p against the click rate, and the expected calibration error
+  (training/calibration.py).
 
-p is the click probability with label smoothing undone: a model trained on targets
-y (1 - s) + s / 2 estimates sigma(z) = s / 2 + (1 - s) P(click), so
-    p = clip((sigma(z) - s / 2) / (1 - s), 1e-7, 1 - 1e-7).
+p is sigma(z), or sigma(a z + b) with the run's fitted calibration (training/calibration.py); no
+label-smoothing inverse, which would clip every sigma(z) below s/2 to zero.
 """
 from __future__ import annotations
 
@@ -19,13 +19,10 @@ import numpy as np
 import polars as pl
 from sklearn.metrics import log_loss, roc_auc_score
 
+from training.calibration import Calibration, expected_calibration_error
+
 EPS = 1e-7
-
-
-def click_probability(logit: np.ndarray, smoothing: float) -> np.ndarray:
-    """p of the module docstring, float64."""
-    sigma = 1.0 / (1.0 + np.exp(-np.asarray(logit, dtype=np.float64)))
-    return np.clip((sigma - smoothing / 2.0) / (1.0 - smoothing), EPS, 1.0 - EPS)
+IDENTITY = Calibration()
 
 
 def auc(label: np.ndarray, score: np.ndarray) -> float:
@@ -52,21 +49,25 @@ def group_auc(user: np.ndarray, label: np.ndarray, score: np.ndarray) -> float:
     return float((per_user["auc"] * per_user["n"]).sum() / per_user["n"].sum())
 
 
-def logloss(label: np.ndarray, logit: np.ndarray, smoothing: float) -> float:
-    """sklearn's log_loss of the click probabilities p (smoothing undone)."""
-    return float(log_loss(label, click_probability(logit, smoothing), labels=[0, 1]))
+def logloss(label: np.ndarray, p: np.ndarray) -> float:
+    """sklearn's log_loss of click probabilities `p` (kept inside [EPS, 1 - EPS])."""
+    return float(log_loss(label, np.clip(p, EPS, 1 - EPS), labels=[0, 1]))
 
 
-def split_metrics(label: np.ndarray, logit: np.ndarray, user: np.ndarray, smoothing: float) -> dict[str, float]:
-    """auc, logloss, gauc, mean_pred, ctr and n of one split's predictions (NaN for an empty split)."""
+def split_metrics(label: np.ndarray, logit: np.ndarray, user: np.ndarray,
+                  calibration: Calibration = IDENTITY) -> dict[str, float]:
+    """auc, logloss, gauc, mean_pred, ece, ctr and n of one split's predictions, with p from
+    `calibration` (NaN for an empty split)."""
     if len(label) == 0:
-        return {"auc": math.nan, "logloss": math.nan, "gauc": math.nan, "mean_pred": math.nan, "ctr": math.nan, "n": 0}
-    p = click_probability(logit, smoothing)
+        return {"auc": math.nan, "logloss": math.nan, "gauc": math.nan, "mean_pred": math.nan, "ece": math.nan,
+                "ctr": math.nan, "n": 0}
+    p = calibration(logit)
     return {
         "auc": auc(label, logit),
-        "logloss": logloss(label, logit, smoothing),
+        "logloss": logloss(label, p),
         "gauc": group_auc(user, label, logit),
         "mean_pred": float(p.mean()),
+        "ece": expected_calibration_error(p, label),
         "ctr": float(np.mean(label)),
         "n": int(len(label)),
     }
@@ -74,5 +75,5 @@ def split_metrics(label: np.ndarray, logit: np.ndarray, user: np.ndarray, smooth
 
 def oracle_metrics(label: np.ndarray, oracle_p: np.ndarray) -> dict[str, float]:
     """AUC and logloss of the true click probabilities (synthetic data): the best any model can do."""
-    p = np.clip(oracle_p.astype(np.float64), EPS, 1 - EPS)
-    return {"auc": auc(label, p), "logloss": float(log_loss(label, p, labels=[0, 1]))}
+    p = oracle_p.astype(np.float64)
+    return {"auc": auc(label, p), "logloss": logloss(label, p)}

@@ -17,10 +17,12 @@ from data_prep.config import load_prep_config
 from data_prep.dataset import ProcessedDataset
 from data_prep.prepare import prepare_copy
 from data_prep.samples import SPLITS
+from data_prep.vocab import with_min_count
 from models.registry import build_model
 from training.checkpoint import load_checkpoint
 from training.device import resolve_device
-from training.metrics import click_probability, split_metrics
+from training.calibration import CALIBRATION_FILE, Calibration, sigmoid
+from training.metrics import split_metrics
 from training.run import history_timeline
 from training.scoring import score_split
 from training.trainer import check_same_data
@@ -45,10 +47,20 @@ def scoring_dataset(run_dir: Path, cfg: dict, trained_on: ProcessedDataset, raw_
     return ProcessedDataset(prepare_copy(raw_dir, run_dir / "scored_data", prep, vocab_from=trained_on.root))
 
 
+def run_calibration(run_dir: Path, checkpoint: str) -> Calibration:
+    """The calibration the run fitted for its best weights; sigma(z) for other checkpoints."""
+    if checkpoint == "best" and (run_dir / CALIBRATION_FILE).is_file():
+        return Calibration.read(run_dir / CALIBRATION_FILE)
+    log.warning("%s: no calibration for checkpoint %r (one is fitted for the best weights only); p is the "
+                "model's sigma(z)", run_dir, checkpoint)
+    return Calibration()
+
+
 def predict(run_dir: str | Path, splits: list[str], checkpoint: str = "best", raw_dir: str | Path | None = None,
             data_config: str | Path | None = None, out: str | Path | None = None, device: str = "auto") -> Path:
-    """Write a parquet of scores (split, row, user_id, time, label, logit, p[, oracle_p]) and log each
-    split's AUC; returns its path (default <run_dir>/predictions.parquet)."""
+    """Write a parquet of scores (split, row, user_id, time, label, logit, p (calibrated), p_raw
+    (sigma(z))[, oracle_p]) and log each split's AUC; returns its path (default
+    <run_dir>/predictions.parquet)."""
     run_dir = Path(run_dir)
     cfg = run_config(run_dir)
     for split in splits:
@@ -61,11 +73,12 @@ def predict(run_dir: str | Path, splits: list[str], checkpoint: str = "best", ra
     dataset = scoring_dataset(run_dir, cfg, trained_on, Path(raw_dir) if raw_dir else None,
                               Path(data_config) if data_config else None)
     dev = resolve_device(device)
-    model = build_model(cfg["model"], dataset.meta).to(dev)
+    model = build_model(cfg["model"], with_min_count(dataset.meta, cfg["data"].get("min_count") or {})).to(dev)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
         raise MDAFError(f"{ckpt}: its weights do not fit the model of {run_dir / 'config.yaml'} ({exc})") from None
+    calibration = run_calibration(run_dir, checkpoint)
     train = cfg["train"]
     frames = []
     for split in splits:
@@ -75,12 +88,13 @@ def predict(run_dir: str | Path, splits: list[str], checkpoint: str = "best", ra
             log.warning("split %s of %s has no samples", split, dataset.root)
             continue
         if len(np.unique(scores["label"])) == 2:
-            m = split_metrics(scores["label"], scores["logit"], scores["user_id"], train["label_smoothing"])
+            m = split_metrics(scores["label"], scores["logit"], scores["user_id"], calibration)
             log.info("%s: %d samples, AUC %.4f, logloss %.4f, GAUC %.4f", split, m["n"], m["auc"], m["logloss"],
                      m["gauc"])
         cols = {"split": [split] * len(scores["label"]), "row": scores["row"], "user_id": scores["user_id"],
                 "time": dataset.split(split).time, "label": scores["label"], "logit": scores["logit"],
-                "p": click_probability(scores["logit"], train["label_smoothing"]).astype(np.float32)}
+                "p": calibration(scores["logit"]).astype(np.float32),
+                "p_raw": sigmoid(scores["logit"]).astype(np.float32)}
         if "oracle_p" in scores:
             cols["oracle_p"] = scores["oracle_p"]
         frames.append(pl.DataFrame(cols))

@@ -25,13 +25,15 @@ from common.atomic import atomic_write_bytes
 from common.errors import MDAFError, exit_status
 from common.memory import PeakMemory
 from data_prep.dataset import ProcessedDataset
+from data_prep.vocab import with_min_count
 from models.registry import build_model
 from training import distributed
 from training.config import RESUME_FREE_KEYS, ExperimentConfig, load_experiment
 from training.data import open_dataset
 from training.device import DEVICES, resolve_device
 from training.logs import setup_logging
-from training.metrics import click_probability, oracle_metrics, split_metrics
+from training.calibration import CALIBRATION_FILE, Calibration, fit_platt, sigmoid
+from training.metrics import oracle_metrics, split_metrics
 from training.report import write_report
 from training.run_lock import locked_run_dir
 from training.trainer import Trainer
@@ -111,10 +113,12 @@ def data_summary(dataset: ProcessedDataset, seq_len: int) -> dict[str, Any]:
             "oracle": oracle, "seq_len": seq_len}
 
 
-def write_predictions(path: Path, preds: dict[str, np.ndarray], smoothing: float) -> None:
-    """The per-sample columns of `preds` plus p, as a parquet written whole or not at all."""
-    cols = {**preds, "p": click_probability(preds["logit"], smoothing).astype(np.float32)}
-    order = ["row", "user_id", "label", "logit", "p", "history_length", "oracle_p", "gate_mean"]
+def write_predictions(path: Path, preds: dict[str, np.ndarray], calibration: Calibration) -> None:
+    """The per-sample columns of `preds` plus p (calibrated) and p_raw (sigma(z)), as a parquet
+    written whole or not at all."""
+    cols = {**preds, "p": calibration(preds["logit"]).astype(np.float32),
+            "p_raw": sigmoid(preds["logit"]).astype(np.float32)}
+    order = ["row", "user_id", "label", "logit", "p", "p_raw", "history_length", "oracle_p", "gate_mean"]
     frame = pl.DataFrame({k: cols[k] for k in order if k in cols})
     tmp = path.with_name(f".{path.name}.tmp")
     frame.write_parquet(tmp)
@@ -145,20 +149,24 @@ def run_experiment(cfg: ExperimentConfig, run_name: str | None = None, results_d
                     check_resumable(run_dir, config)
                 atomic_write_bytes(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False).encode())
             seed_everything(train.seed)
-            model = build_model(cfg.model, dataset.meta)
+            model = build_model(cfg.model, with_min_count(dataset.meta, cfg.data.min_count))
             params = sum(p.numel() for p in model.parameters())
             log.info("run %s: model %s (%s parameters) on %s, %d process(es), data %s", run_name, cfg.model["name"],
                      f"{params:,}", device, ctx.world_size, dataset.root)
             trainer = Trainer(model, dataset, fingerprint, train, run_dir, ctx, device,
                               history_timeline(cfg.model, dataset.meta))
             fit = trainer.fit(resume=resume)
+            val = trainer.predict("val")
+            calibration = fit_platt(val["logit"], val["label"])
             eval_began = time.perf_counter()
             test = trainer.predict("test")
             eval_rate = len(test["label"]) / (time.perf_counter() - eval_began)
-            metrics = split_metrics(test["label"], test["logit"], test["user_id"], train.label_smoothing)
+            raw = split_metrics(test["label"], test["logit"], test["user_id"])
+            metrics = split_metrics(test["label"], test["logit"], test["user_id"], calibration)
+            metrics |= {f"{key}_raw": raw[key] for key in ("logloss", "mean_pred", "ece")}
             if ctx.is_main:
-                _finish(run_dir, cfg, run_name, dataset, trainer, fit, test, metrics, params, device, ctx.world_size,
-                        eval_rate, time.perf_counter() - began, Path(results_dir), peak.mb())
+                _finish(run_dir, cfg, run_name, dataset, trainer, fit, test, metrics, calibration, params, device,
+                        ctx.world_size, eval_rate, time.perf_counter() - began, Path(results_dir), peak.mb())
             distributed.barrier()
     finally:
         distributed.shutdown()
@@ -187,14 +195,16 @@ def owned_run_dir(run_dir: Path, ctx: distributed.Dist, resume: bool) -> Iterato
         yield
 
 
-def _finish(run_dir, cfg, run_name, dataset, trainer, fit, test, metrics, params, device, world_size, eval_rate,
-            seconds, results_dir, peak_mb) -> None:
-    """Rank 0: test record, predictions, summary.json, report."""
+def _finish(run_dir, cfg, run_name, dataset, trainer, fit, test, metrics, calibration, params, device, world_size,
+            eval_rate, seconds, results_dir, peak_mb) -> None:
+    """Rank 0: test record, calibration, predictions, summary.json, report."""
     train = cfg.train
     trainer.recorder.record("test", **metrics)
-    log.info("test: AUC %.4f logloss %.4f GAUC %.4f mean p %.4f vs click rate %.4f (%d samples)", metrics["auc"],
-             metrics["logloss"], metrics["gauc"], metrics["mean_pred"], metrics["ctr"], metrics["n"])
-    write_predictions(run_dir / "test_predictions.parquet", test, train.label_smoothing)
+    log.info("test: AUC %.4f logloss %.4f (%.4f before calibration) GAUC %.4f mean p %.4f vs click rate %.4f "
+             "(%d samples)", metrics["auc"], metrics["logloss"], metrics["logloss_raw"], metrics["gauc"],
+             metrics["mean_pred"], metrics["ctr"], metrics["n"])
+    atomic_write_bytes(run_dir / CALIBRATION_FILE, json.dumps(calibration.to_dict(), indent=2).encode())
+    write_predictions(run_dir / "test_predictions.parquet", test, calibration)
     gate = None
     if "gate_hist" in test:
         mean = float(test["gate_dim_mean"].mean())
@@ -205,9 +215,10 @@ def _finish(run_dir, cfg, run_name, dataset, trainer, fit, test, metrics, params
         "run_name": run_name, "label": cfg.label or cfg.model["name"], "experiment": cfg.experiment,
         "model": {"name": cfg.model["name"], "params": params},
         "data": data_summary(dataset, train.seq_len),
-        "train": {"epochs_run": fit.epochs_run, "best_epoch": fit.best_epoch, "stop_reason": fit.stop_reason,
-                  "best_val_auc": fit.best_val_auc, "seed": train.seed},
+        "train": {"epochs_run": fit.epochs_run, "best_epoch": fit.best_epoch, "best_step": fit.best_step,
+                  "stop_reason": fit.stop_reason, "best_val_auc": fit.best_val_auc, "seed": train.seed},
         "test": metrics,
+        "calibration": calibration.to_dict(),
         "efficiency": {"seconds_per_epoch": fit.seconds_per_epoch, "train_samples_per_s": fit.train_samples_per_s,
                        "eval_samples_per_s": eval_rate, "peak_memory_mb": peak_mb, "params": params,
                        "device": str(device), "world_size": world_size, "total_seconds": seconds},

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,8 +35,10 @@ from training.config import RESUME_FREE_KEYS, TrainConfig
 from training.distributed import Dist
 from training.early_stopping import EarlyStopping
 from training.logs import RunRecorder
+from training.calibration import sigmoid
 from training.metrics import auc, logloss, split_metrics
 from training.optim import adamw
+from training.regularization import EmbeddingL2
 from training.schedule import warmup_cosine
 from training.scoring import score_split
 
@@ -51,6 +54,7 @@ class TrainingDiverged(MDAFError):
 class FitResult:
     epochs_run: int
     best_epoch: int
+    best_step: int
     best_val_auc: float
     stop_reason: str
     seconds_per_epoch: float
@@ -106,7 +110,8 @@ class Trainer:
         self.ckpt_dir = run_dir / "checkpoints"
         self.train_loader = BatchLoader(dataset, "train", cfg.seq_len, cfg.batch_size // ctx.world_size,
                                         shuffle=True, seed=cfg.seed, rank=ctx.rank, world_size=ctx.world_size)
-        self.optimizer = adamw(self.model, cfg.lr, cfg.weight_decay, cfg.betas)
+        self.optimizer = adamw(self.model, cfg.lr, cfg.weight_decay, cfg.betas, cfg.embedding_lr_scale)
+        self.embedding_l2 = EmbeddingL2(self.model, cfg.embedding_l2) if cfg.embedding_l2 else None
         self.scheduler = warmup_cosine(self.optimizer, len(self.train_loader), cfg.epochs, cfg.warmup_epochs,
                                        cfg.warmup_start, cfg.final_lr_ratio)
         self.stopper = EarlyStopping(cfg.patience, cfg.min_delta)
@@ -123,11 +128,10 @@ class Trainer:
                                                find_unused_parameters=unused)
         # progress: the epoch in progress (1-based), batches done in it, optimiser steps in all
         self.epoch, self.position, self.step = 1, 0, 0
-        self.partial: dict | None = None
+        self.partial: dict | None = None  # the train predictions, loss and time since the last evaluation
         self.history: list[dict] = []
         self.done, self.stop_reason = False, ""
-        self.epoch_seconds: list[float] = []
-        self.train_rates: list[float] = []
+        self.totals = {"seconds": 0.0, "train_seconds": 0.0, "train_samples": 0}
 
     # ----- set-up -----
     def _autocast(self):
@@ -158,8 +162,7 @@ class Trainer:
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "early_stopping": self.stopper.state_dict(),
             "epoch": self.epoch, "position": self.position, "step": self.step, "partial": self.partial,
-            "history": self.history, "done": self.done, "stop_reason": self.stop_reason,
-            "epoch_seconds": self.epoch_seconds, "train_rates": self.train_rates,
+            "history": self.history, "done": self.done, "stop_reason": self.stop_reason, "totals": self.totals,
             "train_config": asdict(self.cfg), "world_size": self.ctx.world_size, "rngs": rngs,
             "dataset": self.fingerprint,
         }
@@ -186,8 +189,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.stopper.load_state_dict(state["early_stopping"])
-        for key in ("epoch", "position", "step", "partial", "history", "done", "stop_reason",
-                    "epoch_seconds", "train_rates"):
+        for key in ("epoch", "position", "step", "partial", "history", "done", "stop_reason", "totals"):
             setattr(self, key, state[key])
         set_rng_state(state["rngs"][self.ctx.rank])
         log.info("resumed from %s: epoch %d, batch %d of %d, step %d", path, self.epoch, self.position,
@@ -203,35 +205,39 @@ class Trainer:
             log.info("--resume: no %s yet, starting from the beginning", last)
         while not self.done:
             self._train_epoch()
-            self._end_epoch()
         best = load_checkpoint(self.ckpt_dir / "best.pt")
         self.model.load_state_dict(best["model"])
-        log.info("training stopped: %s; best epoch %d (val AUC %.4f) restored", self.stop_reason,
-                 self.stopper.best_epoch, self.stopper.best)
+        log.info("training stopped: %s; best evaluation: epoch %d, step %d (val AUC %.4f) restored",
+                 self.stop_reason, self.stopper.best_epoch, self.stopper.best_step, self.stopper.best)
         self.recorder.close()
-        return FitResult(len(self.history), self.stopper.best_epoch, self.stopper.best, self.stop_reason,
-                         float(np.mean(self.epoch_seconds)), float(np.mean(self.train_rates)))
+        epochs = self.history[-1]["progress"]
+        return FitResult(math.ceil(epochs - 1e-9), self.stopper.best_epoch, self.stopper.best_step, self.stopper.best,
+                         self.stop_reason, self.totals["seconds"] / epochs,
+                         self.totals["train_samples"] * self.ctx.world_size / self.totals["train_seconds"])
 
     def _train_epoch(self) -> None:
+        """Batches from the current position to the end of the epoch, with an evaluation every
+        `eval_every` steps and at the end of the epoch; stops early when early stopping says so."""
         cfg, loader = self.cfg, self.train_loader
         loader.set_epoch(self.epoch)
-        if self.partial is None:
-            self.partial = {"logit": [], "label": [], "loss_sum": 0.0, "count": 0, "seconds": 0.0}
-        part = self.partial
         self.model.train()
         began, since_log, loss_since_log = time.perf_counter(), 0, 0.0
         bar = tqdm(loader.batches(self.position), total=len(loader), initial=self.position, unit="batch",
                    desc=f"epoch {self.epoch}", disable=not self.ctx.is_main, leave=False, dynamic_ncols=True)
         for batch in bar:
+            if self.partial is None:
+                self.partial = {"logit": [], "label": [], "loss_sum": 0.0, "count": 0, "seconds": 0.0}
+            part = self.partial
             batch = self._to_device(batch)
             label = batch["label"]
             with self._autocast():
                 out = self.net(batch)
                 loss = model_loss(out, label, cfg.label_smoothing, self.aux_loss)
-            if not distributed.all_ranks(bool(torch.isfinite(loss)), self.device):
-                self._diverged(f"loss is {loss.item()} on this rank (or not finite on another)")
+                objective = loss + self.embedding_l2.penalty() if self.embedding_l2 is not None else loss
+            if not distributed.all_ranks(bool(torch.isfinite(objective)), self.device):
+                self._diverged(f"loss is {objective.item()} on this rank (or not finite on another)")
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            objective.backward()
             norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
             if not distributed.all_ranks(bool(torch.isfinite(norm)), self.device):
                 self._diverged(f"gradient norm is {norm.item()}")
@@ -255,13 +261,19 @@ class Trainer:
                                                     "throughput/samples_per_s": rate})
                 bar.set_postfix(loss=f"{mean_loss:.4f}", samples_s=f"{rate:,.0f}")
                 since_log, loss_since_log = 0, 0.0
-            if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.position < len(loader):
+            end_of_epoch = self.position == len(loader)
+            if end_of_epoch or (cfg.eval_every and self.step % cfg.eval_every == 0):
+                part["seconds"] += time.perf_counter() - began
+                self._evaluate(end_of_epoch)
+                began = time.perf_counter()
+                if self.done:
+                    break
+            elif cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                 now = time.perf_counter()
                 part["seconds"] += now - began
                 began = now
                 self._save_last()
         bar.close()
-        part["seconds"] += time.perf_counter() - began
 
     def _diverged(self, what: str) -> None:
         last = self.ckpt_dir / "last.pt"
@@ -269,8 +281,9 @@ class Trainer:
         raise TrainingDiverged(f"training stopped at epoch {self.epoch}, step {self.step + 1}: {what}; {kept} "
                                "(try a lower lr or grad_clip, or bf16: false)")
 
-    def _end_epoch(self) -> None:
-        """Train and validation metrics, early stopping, checkpoints, the epoch record."""
+    def _evaluate(self, end_of_epoch: bool) -> None:
+        """Train metrics of the steps since the last evaluation, validation metrics, early stopping,
+        checkpoints, the evaluation record (kind "epoch"; several per epoch with `eval_every`)."""
         part = self.partial
         gathered = distributed.gather_arrays({"logit": np.concatenate(part["logit"]),
                                               "label": np.concatenate(part["label"])})
@@ -281,39 +294,44 @@ class Trainer:
         rate = part["count"] * self.ctx.world_size / seconds
         began = time.perf_counter()
         val = self.predict("val")
-        val_m = split_metrics(val["label"], val["logit"], val["user_id"], self.cfg.label_smoothing)
+        val_m = split_metrics(val["label"], val["logit"], val["user_id"])
         seconds += time.perf_counter() - began
-        improved = self.stopper.update(val_m["auc"], self.epoch)
+        self.totals["seconds"] += seconds
+        self.totals["train_seconds"] += part["seconds"]
+        self.totals["train_samples"] += part["count"]
+        improved = self.stopper.update(val_m["auc"], self.epoch, self.step)
         gate_mean = float(val["gate_mean"].mean()) if "gate_mean" in val else None
         record = {
-            "epoch": self.epoch, "step": self.step, "lr": self.scheduler.get_last_lr()[0],
-            "train_loss": train_loss,
-            "train_logloss": logloss(gathered["label"], gathered["logit"], self.cfg.label_smoothing),
+            "epoch": self.epoch, "step": self.step, "progress": self.epoch - 1 + self.position / len(self.train_loader),
+            "lr": self.scheduler.get_last_lr()[0], "train_loss": train_loss,
+            "train_logloss": logloss(gathered["label"], sigmoid(gathered["logit"])),
             "train_auc": train_auc, "val_auc": val_m["auc"],
             "val_logloss": val_m["logloss"], "val_gauc": val_m["gauc"], "gap": train_auc - val_m["auc"],
             "status": self.stopper.status(), "seconds": seconds, "samples_per_s": rate, "gate_mean": gate_mean,
         }
         self.history.append(record)
-        self.epoch_seconds.append(seconds)
-        self.train_rates.append(rate)
         self.recorder.record("epoch", **record)
         self.recorder.scalars(self.step, **{
             "auc/train": train_auc, "auc/val": val_m["auc"], "gauc/val": val_m["gauc"], "loss/train": train_loss,
             "logloss/val": val_m["logloss"], "auc/gap": record["gap"], "gate/mean": gate_mean,
             "throughput/epoch_samples_per_s": rate})
-        log.info("epoch %d: lr %.2e  train loss %.4f AUC %.4f | val AUC %.4f logloss %.4f GAUC %.4f | gap %+.4f"
-                 " | %s | %.0f s, %.0f samples/s", self.epoch, record["lr"], train_loss, train_auc, val_m["auc"],
+        where = f"epoch {self.epoch}" if end_of_epoch else f"epoch {self.epoch} step {self.step}"
+        log.info("%s: lr %.2e  train loss %.4f AUC %.4f | val AUC %.4f logloss %.4f GAUC %.4f | gap %+.4f"
+                 " | %s | %.0f s, %.0f samples/s", where, record["lr"], train_loss, train_auc, val_m["auc"],
                  val_m["logloss"], val_m["gauc"], record["gap"], record["status"], seconds, rate)
         if improved and self.ctx.is_main:
             save_checkpoint(self.ckpt_dir / "best.pt", {"model": self.model.state_dict(), "epoch": self.epoch,
-                                                        "val_auc": val_m["auc"], "dataset": self.fingerprint})
+                                                        "step": self.step, "val_auc": val_m["auc"],
+                                                        "dataset": self.fingerprint})
         if self.stopper.should_stop:
             self.done, self.stop_reason = True, (
-                f"early stopping: no validation AUC gain above {self.cfg.min_delta} for "
-                f"{self.cfg.patience} epochs after epoch {self.stopper.best_epoch}")
-        elif self.epoch >= self.cfg.epochs:
+                f"early stopping: no validation AUC gain above {self.cfg.min_delta} for {self.cfg.patience} "
+                f"evaluations after epoch {self.stopper.best_epoch} (step {self.stopper.best_step})")
+        elif end_of_epoch and self.epoch >= self.cfg.epochs:
             self.done, self.stop_reason = True, f"reached the last epoch ({self.cfg.epochs})"
-        self.epoch, self.position, self.partial = self.epoch + 1, 0, None
+        self.partial = None
+        if end_of_epoch:
+            self.epoch, self.position = self.epoch + 1, 0
         self._save_last()
 
     # ----- evaluation -----

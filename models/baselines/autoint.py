@@ -39,7 +39,8 @@ class InteractingLayer(nn.Module):
 
 @dataclass
 class AutoIntPlusConfig:
-    """fields: static fields (None = all); timeline: mean-pooled into extra fields (None = off).
+    """fields: static fields (None = all); timeline: mean-pooled into extra fields (None = off);
+    match_features: its match statistics with the candidate as dense inputs of the DNN.
     Every field has width embedding.dim (per-space `dims` are refused: attention needs one width).
     attention_layers, heads, head_dim, attention_dropout, scale: the interacting layers;
     hidden, dropout, activation, batch_norm: the parallel DNN."""
@@ -47,6 +48,7 @@ class AutoIntPlusConfig:
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
     fields: list[str] | None = None
     timeline: str | None = "behavior"
+    match_features: bool = False
     attention_layers: int = 3
     heads: int = 2
     head_dim: int = 16
@@ -73,7 +75,7 @@ class AutoIntPlus(nn.Module):
                 f"model config (autoint): key 'embedding.dims' is {cfg.embedding.dims}; AutoInt attends "
                 "across fields, so all need one width: set embedding.dim only"
             )
-        self.inputs = FieldInputs(meta, cfg.embedding, cfg.fields, cfg.timeline)
+        self.inputs = FieldInputs(meta, cfg.embedding, cfg.fields, cfg.timeline, cfg.match_features)
         width = cfg.heads * cfg.head_dim
         self.attention = nn.Sequential(*(
             InteractingLayer(cfg.embedding.dim if i == 0 else width, cfg.heads, cfg.head_dim,
@@ -87,5 +89,5 @@ class AutoIntPlus(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> ModelOutput:
         e = self.inputs(batch)  # (B, F, d)
         attended = self.attention(e).flatten(1)  # (B, F * H * d_h)
-        logit = self.attention_head(attended) + self.dnn(e.flatten(1))  # (B, 1)
+        logit = self.attention_head(attended) + self.dnn(self.inputs.flat(batch))  # (B, 1): fields (+ statistics)
         return ModelOutput(logit=logit.squeeze(-1))

@@ -30,6 +30,7 @@ from common.errors import MDAFError
 from models.layers.config import EmbeddingConfig, sequence_embedding
 from models.layers.embedding import FeatureEmbedding, StaticFields, field_spaces
 from models.layers.history import MAX_TIME_GAP_DAYS, HistoryTokens, history_spaces, n_time_buckets, time_gap_bucket
+from models.layers.match import MatchFeatures
 from models.layers.mlp import ACTIVATIONS, MLP
 from models.layers.feed_forward import FFN_ACTIVATIONS
 from models.layers.transformer import TransformerEncoder
@@ -48,6 +49,8 @@ class BSTConfig:
     causal: causal attention instead of full (see the module doc).
     max_time_gap_days: gaps beyond this share the last time bucket.
     mlp, mlp_activation, mlp_dropout: the MLP on [target output; static fields].
+    match_features: each history token also gets W_m m_t, its match indicators with the
+        candidate, and the MLP the window's match statistics (models/layers/match.py).
     """
 
     timeline: str = "behavior"
@@ -64,6 +67,7 @@ class BSTConfig:
     mlp: list[int] = field(default_factory=lambda: [1024, 512, 256])
     mlp_activation: str = "relu"
     mlp_dropout: float = 0.3
+    match_features: bool = False
 
 
 def check_config(cfg: BSTConfig) -> None:
@@ -98,7 +102,10 @@ class BST(nn.Module):
         self.encoder = TransformerEncoder(
             cfg.hidden, cfg.n_layers, cfg.n_heads, cfg.ffn_mult, cfg.dropout, cfg.causal, cfg.ffn_activation
         )
-        self.mlp = MLP(cfg.hidden + self.static.width, cfg.mlp, 1, cfg.mlp_dropout, cfg.mlp_activation)
+        self.matches = MatchFeatures(meta, cfg.timeline) if cfg.match_features else None
+        self.match = nn.Linear(self.matches.n_fields, cfg.hidden, bias=False) if self.matches else None
+        n_statistics = self.matches.n_statistics if self.matches else 0
+        self.mlp = MLP(cfg.hidden + self.static.width + n_statistics, cfg.mlp, 1, cfg.mlp_dropout, cfg.mlp_activation)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> ModelOutput:
         tokens, query, mask = self.tokens(batch)  # (B, L, W), (B, W), (B, L)
@@ -107,6 +114,11 @@ class BST(nn.Module):
         target = bucket.new_full((bucket.shape[0], 1), self.n_buckets)  # (B, 1)
         x = self.project(torch.cat([tokens, query[:, None]], dim=1))  # (B, L+1, H)
         x = x + self.position(torch.cat([bucket, target], dim=1))
+        features = []
+        if self.matches is not None:
+            indicators = self.matches.indicators(batch)  # (B, L, k)
+            x = x + nn.functional.pad(self.match(indicators), (0, 0, 0, 1))  # the target token gets none
+            features.append(self.matches.statistics(batch, indicators))
         full_mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)  # (B, L+1)
         h = self.encoder(x, full_mask)[:, -1]  # (B, H)
-        return ModelOutput(logit=self.mlp(torch.cat([h, self.static.flat(batch)], dim=-1)).squeeze(-1))
+        return ModelOutput(logit=self.mlp(torch.cat([h, self.static.flat(batch), *features], dim=-1)).squeeze(-1))

@@ -15,11 +15,13 @@ from models.output import ModelOutput
 @dataclass
 class DCNv2ModelConfig:
     """fields: static fields (None = all); timeline: mean-pooled into extra fields (None = off);
+    match_features: its match statistics with the candidate as dense inputs (FieldInputs);
     the rest: models.mdaf.dcnv2.DCNv2 (structure 'stacked' or 'parallel')."""
 
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
     fields: list[str] | None = None
     timeline: str | None = "behavior"
+    match_features: bool = False
     n_cross: int = 3
     structure: str = "parallel"
     hidden: list[int] = field(default_factory=lambda: [1024, 512, 256])
@@ -37,7 +39,7 @@ class DCNv2Model(nn.Module):
 
     def __init__(self, cfg: DCNv2ModelConfig, meta: dict):
         super().__init__()
-        self.inputs = FieldInputs(meta, cfg.embedding, cfg.fields, cfg.timeline)
+        self.inputs = FieldInputs(meta, cfg.embedding, cfg.fields, cfg.timeline, cfg.match_features)
         self.dcn = DCNv2(
             self.inputs.width, cfg.n_cross, cfg.structure, cfg.hidden, cfg.dropout, cfg.activation, cfg.batch_norm
         )

@@ -15,11 +15,13 @@ from models.output import ModelOutput
 @dataclass
 class DCNv3ModelConfig:
     """fields: static fields (None = all); timeline: mean-pooled into extra fields (None = off);
+    match_features: its match statistics with the candidate as dense inputs (FieldInputs);
     the rest: models.mdaf.dcnv3.DCNv3."""
 
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
     fields: list[str] | None = None
     timeline: str | None = "behavior"
+    match_features: bool = False
     ecn_layers: int = 3
     lcn_layers: int = 4
     ecn_dropout: float = 0.1
@@ -37,7 +39,7 @@ class DCNv3Model(nn.Module):
 
     def __init__(self, cfg: DCNv3ModelConfig, meta: dict):
         super().__init__()
-        self.inputs = FieldInputs(meta, cfg.embedding, cfg.fields, cfg.timeline)
+        self.inputs = FieldInputs(meta, cfg.embedding, cfg.fields, cfg.timeline, cfg.match_features)
         self.dcn = DCNv3(
             self.inputs.width, cfg.ecn_layers, cfg.lcn_layers, cfg.ecn_dropout, cfg.lcn_dropout, cfg.layer_norm
         )

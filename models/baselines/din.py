@@ -30,6 +30,7 @@ from common.errors import MDAFError
 from models.layers.config import EmbeddingConfig, sequence_embedding
 from models.layers.embedding import FeatureEmbedding, StaticFields, field_spaces
 from models.layers.history import HistoryTokens, history_spaces
+from models.layers.match import MatchFeatures
 from models.layers.mlp import ACTIVATIONS, MLP
 from models.output import ModelOutput
 
@@ -43,6 +44,8 @@ class DINConfig:
     mlp: hidden widths of the final MLP (the paper: 200, 80).
     activation: of both MLPs, one of models.layers.mlp.ACTIVATIONS.
     dropout: after each hidden layer of the final MLP.
+    match_features: each behaviour's match indicators with the candidate enter the activation
+        unit, and the window's match statistics the final MLP (models/layers/match.py).
     """
 
     timeline: str = "behavior"
@@ -52,23 +55,27 @@ class DINConfig:
     mlp: list[int] = field(default_factory=lambda: [200, 80])
     activation: str = "prelu"
     dropout: float = 0.3
+    match_features: bool = False
 
 
 class ActivationUnit(nn.Module):
     """DIN's local activation unit and weighted-sum pooling.
 
-    forward(query (B, W), keys (B, L, W), mask (B, L) bool) -> (pooled (B, W), weights (B, L), 0 at pads).
+    forward(query (B, W), keys (B, L, W), mask (B, L) bool, extra (B, L, E) or None)
+    -> (pooled (B, W), weights (B, L), 0 at pads); `extra` (per-position inputs such as match
+    indicators) joins the unit's input [q; k; q - k; q * k].
     """
 
-    def __init__(self, width: int, hidden: list[int], activation: str):
+    def __init__(self, width: int, hidden: list[int], activation: str, extra: int = 0):
         super().__init__()
-        self.mlp = MLP(4 * width, hidden, 1, 0.0, activation)
+        self.mlp = MLP(4 * width + extra, hidden, 1, 0.0, activation)
 
     def forward(
-        self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor
+        self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor, extra: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         q = query[:, None].expand_as(keys)  # (B, L, W)
-        scores = self.mlp(torch.cat([q, keys, q - keys, q * keys], dim=-1)).squeeze(-1)  # (B, L)
+        inputs = [q, keys, q - keys, q * keys] + ([extra] if extra is not None else [])
+        scores = self.mlp(torch.cat(inputs, dim=-1)).squeeze(-1)  # (B, L)
         weights = scores.masked_fill(~mask, 0.0)
         return torch.einsum("bl,blw->bw", weights, keys), weights
 
@@ -87,11 +94,17 @@ class DIN(nn.Module):
         embedding = FeatureEmbedding(meta["vocab_sizes"], spaces, cfg.embedding.dim, cfg.embedding.dims)
         self.tokens = HistoryTokens(embedding, meta, cfg.timeline)
         self.static = StaticFields(embedding, statics)
-        self.attention = ActivationUnit(self.tokens.width, cfg.attention, cfg.activation)
-        self.mlp = MLP(2 * self.tokens.width + self.static.width, cfg.mlp, 1, cfg.dropout, cfg.activation)
+        self.matches = MatchFeatures(meta, cfg.timeline) if cfg.match_features else None
+        n_indicators, n_statistics = (self.matches.n_fields, self.matches.n_statistics) if self.matches else (0, 0)
+        self.attention = ActivationUnit(self.tokens.width, cfg.attention, cfg.activation, n_indicators)
+        self.mlp = MLP(2 * self.tokens.width + self.static.width + n_statistics, cfg.mlp, 1, cfg.dropout,
+                       cfg.activation)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> ModelOutput:
         tokens, query, mask = self.tokens(batch)  # (B, L, W), (B, W), (B, L)
-        interest, _ = self.attention(query, tokens, mask)  # (B, W)
-        features = torch.cat([interest, query, self.static.flat(batch)], dim=-1)
-        return ModelOutput(logit=self.mlp(features).squeeze(-1))
+        indicators = self.matches.indicators(batch) if self.matches is not None else None  # (B, L, k)
+        interest, _ = self.attention(query, tokens, mask, indicators)  # (B, W)
+        features = [interest, query, self.static.flat(batch)]
+        if self.matches is not None:
+            features.append(self.matches.statistics(batch, indicators))
+        return ModelOutput(logit=self.mlp(torch.cat(features, dim=-1)).squeeze(-1))

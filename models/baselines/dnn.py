@@ -15,11 +15,13 @@ from models.output import ModelOutput
 @dataclass
 class DNNConfig:
     """fields: static fields (None = all); timeline: mean-pooled into extra fields (None = off);
+    match_features: its match statistics with the candidate as dense inputs (FieldInputs);
     hidden, dropout, activation, batch_norm: the MLP's (models.layers.mlp.MLP)."""
 
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
     fields: list[str] | None = None
     timeline: str | None = "behavior"
+    match_features: bool = False
     hidden: list[int] = field(default_factory=lambda: [1024, 512, 256])
     dropout: float = 0.1
     activation: str = "relu"
@@ -36,7 +38,7 @@ class DNN(nn.Module):
 
     def __init__(self, cfg: DNNConfig, meta: dict):
         super().__init__()
-        self.inputs = FieldInputs(meta, cfg.embedding, cfg.fields, cfg.timeline)
+        self.inputs = FieldInputs(meta, cfg.embedding, cfg.fields, cfg.timeline, cfg.match_features)
         self.mlp = MLP(self.inputs.width, cfg.hidden, 1, cfg.dropout, cfg.activation, cfg.batch_norm)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> ModelOutput:

@@ -3,7 +3,9 @@
 A field is looked up in the table of its vocabulary space (meta.json `static_fields` and
 `timelines.<name>.fields`), so a candidate's `cate` and the history's `cate` share one table: a
 model that compares the target with the history compares vectors from the same space. Index 0 is
-padding and embeds to zeros (its row is never trained); index 1 is out-of-vocabulary.
+padding and embeds to zeros (its row is never trained); index 1 is out-of-vocabulary, and so is
+any index beyond a table: a table cut to the ids seen at least k times in train
+(data_prep.vocab.with_min_count) reads the rarer ids as unknown.
 
 Tables are initialised N(0, 0.01^2), the usual choice for CTR embeddings (FuxiCTR's default).
 """
@@ -13,6 +15,7 @@ import torch
 from torch import nn
 
 from common.errors import MDAFError
+from data_prep.vocab import OOV
 
 
 class FeatureEmbedding(nn.Module):
@@ -42,7 +45,8 @@ class FeatureEmbedding(nn.Module):
 
     def forward(self, space: str, index: torch.Tensor) -> torch.Tensor:
         """(...) int64 indices of `space` -> (..., dims[space])."""
-        return self.tables[space](index)
+        table = self.tables[space]
+        return table(index.masked_fill(index >= table.num_embeddings, OOV))
 
 
 def field_spaces(meta: dict, fields: list[str] | None = None) -> dict[str, str]:

@@ -62,23 +62,6 @@ class HistoryTokens(nn.Module):
                 parts.append(self.embedding(space, batch[column]))
         return tokens, torch.cat(parts, dim=-1), batch[f"{t}_mask"]
 
-    @property
-    def n_matches(self) -> int:
-        """History fields that have a candidate counterpart (one match indicator each)."""
-        return sum(c is not None for c in self.candidate.values())
-
-    def matches(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(B, L, n_matches) float: 1 where behaviour t's field equals the candidate's (cate, brand,
-        item), 0 elsewhere, at pads, and where either is out of vocabulary (index 1: unknown ids
-        are not known to be equal)."""
-        t = self.timeline
-        out = []
-        for field, column in self.candidate.items():
-            if column is not None:
-                hist, cand = batch[f"{t}_{field}"], batch[column].unsqueeze(1)  # (B, L), (B, 1)
-                out.append((hist == cand) & (hist > 1))
-        return torch.stack(out, dim=-1).float()
-
 
 MAX_TIME_GAP_DAYS = 32.0  # default: older behaviours share the last time bucket (the windows span 22-30 days)
 

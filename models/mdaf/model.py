@@ -3,7 +3,8 @@
   h_static = LayerNorm(W_s StaticBranch(batch))        DCNv3 | DCNv2 over the static fields
   h_seq    = LayerNorm(W_q SequenceBranch(batch))      Mamba4Rec | transformer | GRU over the history
   h, g     = GatedFusion(h_static, h_seq)              g * h_seq + (1 - g) * h_static
-  logit    = MLP(h)
+  logit    = MLP([h ; s])                              s: the window's match statistics, with
+                                                       `match_statistics` (models/layers/match.py)
 
 Both branches are projected to one width H and normalised, so the gate weighs vectors of the same
 scale. Variants by config alone (configs/model/):
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 
 from common.errors import MDAFError
+from models.layers.match import MatchFeatures
 from models.layers.mlp import MLP
 from models.mdaf.fusion import GatedFusion
 from models.mdaf.sequence_branch import SequenceBranch, SequenceConfig
@@ -36,7 +38,8 @@ FUSIONS = ("gate", "concat")
 class MDAFConfig:
     """sequence, static: the branches ('none' as encoder / network drops one).
     fusion: gate | concat.  hidden: the width H both branches are projected to.
-    mlp, dropout: the head."""
+    mlp, dropout: the head.  match_statistics: the head also reads the match statistics of the
+    sequence's timeline (counts, shares and recency of the candidate's item / category / brand)."""
 
     sequence: SequenceConfig = field(default_factory=SequenceConfig)
     static: StaticConfig = field(default_factory=StaticConfig)
@@ -44,6 +47,7 @@ class MDAFConfig:
     hidden: int = 128
     mlp: list[int] = field(default_factory=lambda: [256, 128])
     dropout: float = 0.3
+    match_statistics: bool = False
 
 
 def _projection(in_dim: int, hidden: int) -> nn.Module:
@@ -65,6 +69,8 @@ class MDAF(nn.Module):
         both = use_seq and use_static
         self.fusion = GatedFusion(cfg.hidden) if both and cfg.fusion == "gate" else None
         width = 2 * cfg.hidden if both and cfg.fusion == "concat" else cfg.hidden
+        self.matches = MatchFeatures(meta, cfg.sequence.timeline) if cfg.match_statistics else None
+        width += self.matches.n_statistics if self.matches is not None else 0
         self.mlp = MLP(width, cfg.mlp, 1, cfg.dropout)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> ModelOutput:
@@ -79,4 +85,6 @@ class MDAF(nn.Module):
             h, gate = self.fusion(*parts)
         else:
             h = torch.cat(parts, dim=-1)
+        if self.matches is not None:
+            h = torch.cat([h, self.matches.statistics(batch)], dim=-1)
         return ModelOutput(logit=self.mlp(h).squeeze(-1), aux_logits=aux, gate=gate)

@@ -6,11 +6,12 @@
   h   = [o_{L-1} ; sum_t softmax_t(q' . o_t / sqrt(H)) o_t]   (B, 2H), last real position + target
                                                               attention over real positions
 m_t (with `match_features`) holds 1/0 indicators "behaviour t has the candidate's category / brand /
-item". Identity is what the click signal of a history is about (DIN's premise: users click ads
-like what they just browsed), but a dot product of randomly initialised id embeddings only learns
-it id by id, from that id's own samples; the indicators give it for every id at once. The encoder
-then weighs matches by recency and behaviour type: for Mamba, h_t = exp(dt A) h_{t-1} + dt B x_t
-is already a decaying sum of such inputs.
+item" (models/layers/match.py, on raw ids, so new ids match too). Identity is what the click
+signal of a history is about (DIN's premise: users click ads like what they just browsed), but a
+dot product of randomly initialised id embeddings only learns it id by id, from that id's own
+samples; the indicators give it for every id at once. The encoder then weighs matches by recency
+and behaviour type: for Mamba, h_t = exp(dt A) h_{t-1} + dt B x_t is already a decaying sum of
+such inputs.
 Windows are left-padded, so o_{L-1} is the newest behaviour's output (zeros for an empty history).
 W has no bias: the LayerNorm right after it would turn a bias into one direction shared by every
 token, which drowns the small initial embeddings (std 0.01); without it, tokens differ from the
@@ -31,6 +32,7 @@ from models.layers.config import EmbeddingConfig, sequence_embedding
 from models.layers.embedding import FeatureEmbedding
 from models.layers.gru import MaskedGRU
 from models.layers.history import MAX_TIME_GAP_DAYS, HistoryTokens, history_spaces, n_time_buckets, time_gap_bucket
+from models.layers.match import MatchFeatures
 from models.layers.target_attention import TargetAttention
 from models.layers.transformer import TransformerEncoder
 from models.mdaf.mamba4rec import Mamba4RecEncoder
@@ -92,7 +94,8 @@ class SequenceBranch(nn.Module):
         self.norm = nn.LayerNorm(cfg.hidden)
         self.n_buckets = n_time_buckets(MAX_TIME_GAP_DAYS * 86400.0)
         self.time = nn.Embedding(self.n_buckets, cfg.hidden, padding_idx=0) if cfg.time_embedding else None
-        self.match = nn.Linear(self.tokens.n_matches, cfg.hidden, bias=False) if cfg.match_features else None
+        self.matches = MatchFeatures(meta, cfg.timeline) if cfg.match_features else None
+        self.match = nn.Linear(self.matches.n_fields, cfg.hidden, bias=False) if cfg.match_features else None
         self.encoder = build_encoder(cfg)
         self.attention = TargetAttention(cfg.hidden)
         self.out_dim = 2 * cfg.hidden
@@ -103,7 +106,7 @@ class SequenceBranch(nn.Module):
         if self.time is not None:
             x = x + self.time(time_gap_bucket(batch[f"{self.tokens.timeline}_time_gap"], mask, self.n_buckets))
         if self.match is not None:
-            x = x + self.match(self.tokens.matches(batch))  # (B, L, H)
+            x = x + self.match(self.matches.indicators(batch))  # (B, L, H)
         x = self.norm(self.drop(x))
         out = self.encoder(x, mask)  # (B, L, H), 0 at pads
         q = self.norm(self.project(query))  # (B, H)

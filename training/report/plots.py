@@ -10,32 +10,33 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from training.calibration import expected_calibration_error, reliability
 from training.report.gate import GroupMean
 
 SIZE = (16, 4.6)
 DPI = 100
 
 
-def learning_curves(epochs: list[dict[str, Any]], steps: list[dict[str, Any]], best_epoch: int,
+def learning_curves(epochs: list[dict[str, Any]], steps: list[dict[str, Any]], best: dict[str, Any],
                     oracle_val_auc: float | None) -> bytes:
-    """AUC per epoch, loss per epoch, and learning rate per optimizer step, side by side."""
+    """AUC and loss at each evaluation against epochs of training (fractional when the run
+    evaluated inside epochs), and learning rate per optimizer step, side by side."""
     fig, (auc_ax, loss_ax, lr_ax) = _figure(3)
-    x = [e["epoch"] for e in epochs]
-    auc_ax.plot(x, [e["train_auc"] for e in epochs], "o-", label="train AUC")
+    x = [progress(e) for e in epochs]
+    auc_ax.plot(x, [e["train_auc"] for e in epochs], "o-", label="train AUC (since the last evaluation)")
     auc_ax.plot(x, [e["val_auc"] for e in epochs], "s-", label="val AUC")
     if oracle_val_auc is not None:
         auc_ax.axhline(oracle_val_auc, color="gray", ls="--",
                        label=f"oracle val AUC {oracle_val_auc:.3f}")
-    best = next(e for e in epochs if e["epoch"] == best_epoch)
-    auc_ax.plot([best_epoch], [best["val_auc"]], "*", color="C3", ms=18, zorder=3,
-                label=f"best epoch {best_epoch} (val {best['val_auc']:.3f})")
-    _labels(auc_ax, "AUC per epoch", "epoch", "AUC")
+    auc_ax.plot([progress(best)], [best["val_auc"]], "*", color="C3", ms=18, zorder=3,
+                label=f"best: epoch {best['epoch']}, step {best['step']} (val {best['val_auc']:.3f})")
+    _labels(auc_ax, "AUC at each evaluation", "epochs of training", "AUC")
     if all("train_logloss" in e for e in epochs):  # the same quantity as val logloss
         loss_ax.plot(x, [e["train_logloss"] for e in epochs], "o-", label="train logloss")
     else:
         loss_ax.plot(x, [e["train_loss"] for e in epochs], "o-", label="train loss (objective)")
     loss_ax.plot(x, [e["val_logloss"] for e in epochs], "s-", label="val logloss")
-    _labels(loss_ax, "Loss per epoch", "epoch", "log loss")
+    _labels(loss_ax, "Loss at each evaluation", "epochs of training", "log loss")
     for ax in (auc_ax, loss_ax):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for i, e in enumerate(epochs):
@@ -45,6 +46,11 @@ def learning_curves(epochs: list[dict[str, Any]], steps: list[dict[str, Any]], b
     lr_ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
     _labels(lr_ax, "Learning rate per step", "optimizer step", "learning rate")
     return _png(fig)
+
+
+def progress(record: dict[str, Any]) -> float:
+    """Epochs of training done at an evaluation record (its epoch, in runs that recorded no progress)."""
+    return float(record.get("progress", record["epoch"]))
 
 
 def gate_distribution(gate: dict[str, Any], predictions: pl.DataFrame,
@@ -80,6 +86,23 @@ def gate_distribution(gate: dict[str, Any], predictions: pl.DataFrame,
     history_ax.margins(x=0.1, y=0.25)
     _labels(history_ax, "Per-sample mean gate by history length (test)",
             "real positions in the sequence window", "mean of g")
+    return _png(fig)
+
+
+def reliability_diagram(label: np.ndarray, p_raw: np.ndarray, p: np.ndarray) -> bytes:
+    """Click rate against mean prediction in equal-mass bins, before and after calibration, and
+    the distribution of the predictions."""
+    fig, (curve_ax, hist_ax) = _figure(2)
+    top = 0.0
+    for values, name, style in ((p_raw, "before calibration: sigma(z)", "o--"), (p, "after calibration", "s-")):
+        bins = reliability(values, label)
+        x, y = [b[1] for b in bins], [b[2] for b in bins]
+        top = max(top, *x, *y)
+        curve_ax.plot(x, y, style, label=f"{name} (ECE {expected_calibration_error(values, label):.4f})")
+        hist_ax.hist(np.log10(np.clip(values, 1e-7, 1)), bins=60, alpha=0.55, label=name)
+    curve_ax.plot([0, top], [0, top], color="gray", lw=1, label="perfect calibration")
+    _labels(curve_ax, "Reliability (test, equal-mass bins)", "mean prediction in the bin", "click rate in the bin")
+    _labels(hist_ax, "Predictions (test)", "log10 p", "samples")
     return _png(fig)
 
 

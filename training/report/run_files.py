@@ -36,6 +36,7 @@ SUMMARY_KEYS = (
 )
 GATE_KEYS = ("mean", "std", "hist_edges", "hist_counts", "dim_means")
 PREDICTION_COLUMNS = ("label", "p", "history_length")
+OPTIONAL_PREDICTION_COLUMNS = ("p_raw",)  # sigma(z) before calibration (runs that calibrate)
 
 
 @dataclass
@@ -45,10 +46,11 @@ class Run:
     dir: Path
     config: dict[str, Any]
     summary: dict[str, Any]
-    epochs: list[dict[str, Any]]  # one record per epoch, in order; a repeated epoch's last record
+    epochs: list[dict[str, Any]]  # one record per evaluation (epoch ends, and every eval_every steps),
+                                  # in order; a repeated evaluation's last record
     steps: list[dict[str, Any]]  # step records, in order; likewise for repeated steps
-    resumed_epochs: list[int]  # epochs recorded more than once (the run was resumed)
-    predictions: pl.DataFrame  # label, p, history_length (+ gate_mean when the run has a gate)
+    resumed_epochs: list[int]  # epochs whose evaluations were recorded more than once (a resume)
+    predictions: pl.DataFrame  # label, p, history_length (+ p_raw before calibration, + gate_mean)
     criteria: CriteriaConfig
 
     @property
@@ -68,9 +70,8 @@ class Run:
 
     @property
     def best(self) -> dict[str, Any]:
-        """The epoch record of the best epoch."""
-        best = self.summary["train"]["best_epoch"]
-        return next(e for e in self.epochs if e["epoch"] == best)
+        """The record of the best evaluation."""
+        return best_record(self.epochs, self.summary["train"])
 
 
 def load_run(run_dir: Path) -> Run:
@@ -87,17 +88,26 @@ def load_run(run_dir: Path) -> Run:
     check_summary(summary, run_dir / "summary.json")
     metrics = run_dir / "metrics.jsonl"
     epoch_records, step_records = read_metrics(metrics)
-    epochs = latest(epoch_records, "epoch")
-    best = summary["train"]["best_epoch"]
-    if not any(e["epoch"] == best for e in epochs):
-        raise MDAFError(f"{metrics}: no epoch record for epoch {best}, the best epoch in summary.json")
-    counts = Counter(e["epoch"] for e in epoch_records)
+    epochs = latest(epoch_records, "step")
+    if best_record(epochs, summary["train"]) is None:
+        raise MDAFError(f"{metrics}: no record of the best evaluation (epoch {summary['train']['best_epoch']}"
+                        f"{', step ' + str(summary['train']['best_step']) if 'best_step' in summary['train'] else ''}"
+                        ") in summary.json")
+    counts = Counter((e["epoch"], e["step"]) for e in epoch_records)
     return Run(dir=run_dir, config=config, summary=summary, epochs=epochs,
                steps=latest(step_records, "step"),
-               resumed_epochs=sorted(e for e, n in counts.items() if n > 1),
+               resumed_epochs=sorted({e for (e, _), n in counts.items() if n > 1}),
                predictions=read_predictions(run_dir / "test_predictions.parquet",
                                             gate=summary.get("gate") is not None),
                criteria=criteria)
+
+
+def best_record(records: list[dict[str, Any]], train: dict[str, Any]) -> dict[str, Any] | None:
+    """The evaluation record of summary.json's best evaluation: by step, or by epoch in runs that
+    evaluated at epoch ends only and recorded no best step."""
+    if "best_step" in train:
+        return next((e for e in records if e["step"] == train["best_step"]), None)
+    return next((e for e in records if e["epoch"] == train["best_epoch"]), None)
 
 
 def read_summary(path: Path) -> dict[str, Any]:
@@ -216,6 +226,6 @@ def read_predictions(path: Path, gate: bool) -> pl.DataFrame:
         if missing:
             reason = " (summary.json has a gate)" if "gate_mean" in missing else ""
             raise MDAFError(f"{path}: missing column(s) {missing}{reason}; expected {columns}")
-        return pl.read_parquet(path, columns=columns)
+        return pl.read_parquet(path, columns=columns + [c for c in OPTIONAL_PREDICTION_COLUMNS if c in present])
     except (OSError, pl.exceptions.PolarsError) as exc:
         raise MDAFError(f"{path}: not a readable Parquet file ({exc})") from None

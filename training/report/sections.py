@@ -12,6 +12,7 @@ from training.report.run_files import Run, as_float
 
 LEARNING_CURVES = "learning_curves.png"
 GATE_DISTRIBUTION = "gate_distribution.png"
+RELIABILITY = "reliability.png"
 
 
 def build_document(run: Run, criteria: list[CriterionResult], runs: list[RunRow],
@@ -60,17 +61,18 @@ def data_section(run: Run) -> Section:
 def epochs_section(run: Run) -> Section:
     gate = any(e.get("gate_mean") is not None for e in run.epochs)
     logloss = all("train_logloss" in e for e in run.epochs)
-    headers = ["epoch", "lr", "train loss", *(["train logloss"] if logloss else []), "train AUC", "val AUC",
-               "val logloss", "gap", "status"]
-    rows = [[str(e["epoch"]), num(e["lr"], ".3g"), num(e["train_loss"]),
+    headers = ["epoch", "step", "lr", "train loss", *(["train logloss"] if logloss else []), "train AUC",
+               "val AUC", "val logloss", "gap", "status"]
+    rows = [[str(e["epoch"]), str(e["step"]), num(e["lr"], ".3g"), num(e["train_loss"]),
              *([num(e["train_logloss"])] if logloss else []), num(e["train_auc"]),
              num(e["val_auc"]), num(e["val_logloss"]), num(e["gap"], "+.4f"), str(e["status"])]
             + ([num(e.get("gate_mean"), ".3f")] if gate else []) for e in run.epochs]
     blocks: list[Any] = [Table(headers + (["gate mean"] if gate else []), rows,
-                               "rr" + "r" * (5 + logloss) + "l" + ("r" if gate else ""))]
-    blocks.append("train loss: the training objective (smoothed targets, plus Tri-BCE's terms where the "
-                  "model has sub-network heads); train logloss: the logloss of the epoch's own training "
-                  "predictions, the quantity val logloss measures.")
+                               "rrr" + "r" * (5 + logloss) + "l" + ("r" if gate else ""))]
+    blocks.append("One row per evaluation: at the end of each epoch, and every `eval_every` steps when set. "
+                  "train loss: the training objective (smoothed targets, plus Tri-BCE's terms where the "
+                  "model has sub-network heads); train AUC and logloss: of the training predictions since "
+                  "the previous evaluation, the quantities val AUC and logloss measure.")
     if run.resumed_epochs:
         blocks.append(f"The run was resumed: metrics.jsonl records epoch(s) "
                       f"{', '.join(map(str, run.resumed_epochs))} more than once; the last record "
@@ -82,9 +84,9 @@ def epochs_section(run: Run) -> Section:
 def stopping_section(run: Run) -> Section:
     train, best = run.summary["train"], run.best
     return Section("Best epoch and stopping", [Facts([
-        ("best epoch", f"{train['best_epoch']} of {train['epochs_run']} run"),
-        ("at the best epoch", f"val AUC {num(best['val_auc'])}, train AUC {num(best['train_auc'])}, "
-                              f"gap {num(best['gap'], '+.4f')}"),
+        ("best evaluation", f"epoch {train['best_epoch']} (step {best['step']}) of {train['epochs_run']} run"),
+        ("at the best evaluation", f"val AUC {num(best['val_auc'])}, train AUC {num(best['train_auc'])}, "
+                                   f"gap {num(best['gap'], '+.4f')}"),
         ("stopped because", str(train["stop_reason"])),
     ])])
 
@@ -92,24 +94,41 @@ def stopping_section(run: Run) -> Section:
 def test_section(run: Run) -> Section:
     test, oracle = run.summary["test"], run.oracle
     oracle_test = (oracle or {}).get("test") or {}
+    calibrated = "logloss_raw" in test
     rows = [["AUC", num(test["auc"]), num(oracle_test.get("auc"))],
             ["logloss", num(test["logloss"]), num(oracle_test.get("logloss"))],
             ["group AUC", num(test["gauc"]), "-"],
             ["mean prediction", num(test["mean_pred"]), "-"],
+            *([["expected calibration error", num(test["ece"]), "-"]] if "ece" in test else []),
             ["click rate", num(test["ctr"]), "-"],
             ["samples", num(test["n"], ","), "-"]]
-    table = (Table(["metric", "value", "oracle"], rows, "lrr") if oracle_test
-             else Table(["metric", "value"], [r[:2] for r in rows], "lr"))
-    return Section("Test (best weights)", [table, _calibration(test["mean_pred"], test["ctr"])])
+    if calibrated:
+        before = {"logloss": test["logloss_raw"], "mean prediction": test["mean_pred_raw"],
+                  "expected calibration error": test["ece_raw"]}
+        rows = [[r[0], num(before[r[0]]) if r[0] in before else r[1], *r[1:]] for r in rows]
+        headers, align = ["metric", "before calibration", "value"], "lrr"
+    else:
+        headers, align = ["metric", "value"], "lr"
+    if oracle_test:
+        headers, align = headers + ["oracle"], align + "r"
+    else:
+        rows = [r[:-1] for r in rows]
+    blocks: list[Any] = [Table(headers, rows, align), _calibration(test["mean_pred"], test["ctr"])]
+    if calibrated:
+        a, b = run.summary["calibration"]["a"], run.summary["calibration"]["b"]
+        blocks += [f"Calibration: p = sigma({a:.3f} z + {b:.3f}), fitted on the validation split after "
+                   "training (Platt scaling; training/calibration.py); 'before calibration' is the model's "
+                   "own sigma(z). AUC and group AUC do not change.", Image(RELIABILITY, "Reliability diagram")]
+    return Section("Test (best weights)", blocks)
 
 
 def _calibration(mean_pred: float | None, ctr: float | None) -> str:
     if not mean_pred or not ctr:
-        return "Calibration: not available (no mean prediction or no clicks)."
+        return "Mean prediction: not available (no mean prediction or no clicks)."
     ratio = mean_pred / ctr
     direction = "above" if ratio >= 1 else "below"
-    return (f"Calibration: the mean prediction {mean_pred:.4f} is {abs(ratio - 1):.1%} {direction} "
-            f"the click rate {ctr:.4f} (ratio {ratio:.3f}).")
+    return (f"Mean prediction {mean_pred:.4f}: {abs(ratio - 1):.1%} {direction} the click rate {ctr:.4f} "
+            f"(ratio {ratio:.3f}).")
 
 
 def criteria_section(results: list[CriterionResult]) -> Section:

@@ -14,7 +14,7 @@ from training.report.criteria import evaluate_criteria
 from training.report.document import to_markdown, to_text
 from training.report.gate import gate_stats
 from training.report.run_files import as_float, load_run
-from training.report.sections import GATE_DISTRIBUTION, LEARNING_CURVES, build_document
+from training.report.sections import GATE_DISTRIBUTION, LEARNING_CURVES, RELIABILITY, build_document
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,10 @@ def write(run_dir: Path, results_root: Path | None) -> None:
 
     oracle_val = (run.oracle or {}).get("val") or {}
     _write(run_dir / LEARNING_CURVES, plots.learning_curves(
-        run.epochs, run.steps, best["epoch"], oracle_val.get("auc")))
+        run.epochs, run.steps, best, oracle_val.get("auc")))
+    if "p_raw" in run.predictions.columns:
+        _write(run_dir / RELIABILITY, plots.reliability_diagram(
+            run.predictions["label"].to_numpy(), run.predictions["p_raw"].to_numpy(), run.predictions["p"].to_numpy()))
     if stats is not None:
         _write(run_dir / GATE_DISTRIBUTION,
                plots.gate_distribution(run.gate, run.predictions, stats.by_history))
