@@ -321,6 +321,34 @@ def mdaf_model(tiny_dataset):
     return build_model(cfg, tiny_dataset.meta)
 
 
+def test_adamw_embedding_tables_at_their_own_rate():
+    model = Small()
+    opt = adamw(model, lr=0.1, weight_decay=0.5, betas=[0.8, 0.9], embedding_lr_scale=0.25)
+    decay, exempt, tables = group_names(model, opt)
+    assert decay == {"lin.weight"} and tables == {"emb.weight"} and "flagged" in exempt
+    assert [g["lr"] for g in opt.param_groups] == [0.1, 0.1, 0.025]
+    assert opt.param_groups[2]["weight_decay"] == 0.5
+
+
+def test_embedding_l2_penalises_the_rows_a_batch_reads():
+    from models.layers.embedding import FeatureEmbedding
+    from training.regularization import EmbeddingL2
+
+    layer = FeatureEmbedding({"item": 6}, ["item"], 2)
+    with torch.no_grad():
+        layer.tables["item"].weight.copy_(torch.arange(12.0).view(6, 2))
+        layer.tables["item"].weight[0].zero_()
+    l2 = EmbeddingL2(layer, weight=0.5)
+    layer("item", torch.tensor([2, 3]))              # (B,): rows (4, 5) and (6, 7)
+    layer("item", torch.tensor([[0, 1], [0, 5]]))    # (B, L): pads embed to zero
+    expected = 0.5 * ((41 + 85) / 2 + (13 + 221) / 2)
+    assert layer.tables["item"].weight.requires_grad and float(l2.penalty()) == pytest.approx(expected)
+    assert l2.penalty() == 0  # collected terms are used once
+    layer.eval()
+    layer("item", torch.tensor([2]))
+    assert l2.penalty() == 0  # evaluation reads nothing into the penalty
+
+
 def test_adamw_exempts_mamba_parameters(mdaf_model):
     opt = adamw(mdaf_model, lr=1e-3, weight_decay=0.1, betas=[0.9, 0.999])
     decay, exempt = group_names(mdaf_model, opt)

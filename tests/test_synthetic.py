@@ -280,3 +280,29 @@ def test_cli(tmp_path, capsys):
     assert main(["--out", str(tmp_path), "--n-users", "0"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "n_users" in err
+
+
+def test_relisting_churns_ids_and_keeps_the_true_probabilities(generated, tmp_path):
+    """relist_days: new ids every day, the oracle untouched, and a view's carts keep its item id."""
+    base, _, _ = generated
+    root, _, _ = _generate(tmp_path, relist_days=4.0)
+    new_share, followed = {}, {}
+    for name, where in (("old", base), ("new", root)):
+        rows = pl.read_csv(where / "UserBehavior.csv", has_header=False, new_columns=UB_COLUMNS)
+        day = ((rows["timestamp"] - window(*USERBEHAVIOR_DAYS)[0]) // 86_400).alias("day")
+        rows = rows.with_columns(day).filter(pl.col("day").is_between(0, 8))
+        first = rows.group_by("item_id").agg(first=pl.col("day").min())
+        new_share[name] = (rows.join(first, on="item_id").filter(pl.col("day") == 8)["first"] == 8).mean()
+        views = rows.filter(pl.col("behavior_type") == "pv").sort("timestamp")
+        acts = rows.filter(pl.col("behavior_type") != "pv").select("user_id", "item_id", act=pl.col("timestamp"))
+        joined = views.join_asof(acts.sort("act"), left_on="timestamp", right_on="act", by=["user_id", "item_id"],
+                                 strategy="forward", tolerance=3 * 3600, check_sortedness=False)
+        followed[name] = joined["act"].is_not_null().mean()  # views followed by an action on their id
+    assert new_share["new"] > new_share["old"] + 0.2  # the last day: far more events on ids never seen before
+    assert abs(followed["new"] - followed["old"]) < 0.005  # a converting view's actions keep its item id
+    for name in ("UserBehavior_oracle.csv", "raw_sample_oracle.csv"):
+        assert (base / name).read_bytes() == (root / name).read_bytes(), name
+    ads = pl.read_csv(root / "ad_feature.csv")
+    assert ads.height > SMALL["n_ads"] and ads["adgroup_id"].n_unique() == ads.height
+    shown = pl.read_csv(root / "raw_sample.csv")["adgroup_id"].unique()
+    assert shown.is_in(ads["adgroup_id"]).all()  # every id shown has its ad_feature row

@@ -30,7 +30,7 @@ TINY_MODEL = {"base": "configs/model/mdaf.yaml", "hidden": 32, "mlp": [32],
               "sequence": {"hidden": 32, "n_layers": 1}, "static": {"ecn_layers": 2, "lcn_layers": 2}}
 NO_DROPOUT = {"dropout": 0.0, "sequence": {"dropout": 0.0}, "static": {"ecn_dropout": 0.0, "lcn_dropout": 0.0}}
 TINY_TRAIN = {"base": "configs/train/v2.yaml", "epochs": 3, "batch_size": 256, "seq_len": 10,
-              "eval_batch_size": 1024, "warmup_epochs": 1, "threads": 1}
+              "eval_batch_size": 1024, "warmup_epochs": 1, "threads": 1, "eval_every": 10, "patience": 20}
 EPOCH_KEYS = ("epoch", "step", "lr", "train_loss", "train_logloss", "train_auc", "val_auc", "val_logloss", "val_gauc", "gap",
               "status", "gate_mean")
 
@@ -41,6 +41,12 @@ def experiment_file(tmp_path: Path, dataset, model=None, **train) -> Path:
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+def tiny_dataset_rows(run_dir: Path) -> np.ndarray:
+    """The labels of the train split the run trained on."""
+    prepared = Path(yaml.safe_load((run_dir / "config.yaml").read_text())["data"]["prepared_dir"])
+    return pl.read_parquet(prepared / "samples" / "train.parquet", columns=["label"])["label"].to_numpy()
 
 
 def records(run_dir: Path, kind: str) -> list[dict]:
@@ -62,24 +68,34 @@ def tiny_run(tiny_dataset, tmp_path_factory) -> Path:
 
 def test_run_directory_and_report(tiny_run):
     for name in ("config.yaml", "train.log", "metrics.jsonl", "checkpoints/best.pt", "checkpoints/last.pt",
-                 "test_predictions.parquet", "summary.json", "report.md", "report.txt", "learning_curves.png",
-                 "gate_distribution.png"):
+                 "test_predictions.parquet", "summary.json", "calibration.json", "report.md", "report.txt",
+                 "learning_curves.png", "gate_distribution.png", "reliability.png"):
         assert (tiny_run / name).is_file() and (tiny_run / name).stat().st_size > 0, name
     assert list((tiny_run / "tensorboard").glob("events.out.tfevents.*"))
     summary = json.loads((tiny_run / "summary.json").read_text())
-    epochs = records(tiny_run, "epoch")
-    assert [r["epoch"] for r in epochs] == [1, 2, 3]
+    epochs = records(tiny_run, "epoch")  # one per evaluation: every 10 steps and at each epoch end
+    per_epoch = -(-len(tiny_dataset_rows(tiny_run)) // 256)
+    ends = [per_epoch * e for e in (1, 2, 3)]
+    assert [r["step"] for r in epochs] == sorted({*range(10, 3 * per_epoch + 1, 10), *ends})
+    assert [r["progress"] for r in epochs if r["step"] in ends] == [1.0, 2.0, 3.0]
     assert records(tiny_run, "step"), "step records (lr, loss) every log_every steps"
     best = max(epochs, key=lambda r: r["val_auc"])
-    assert summary["train"]["best_epoch"] == best["epoch"]
+    assert (summary["train"]["best_epoch"], summary["train"]["best_step"]) == (best["epoch"], best["step"])
     assert summary["train"]["stop_reason"] == "reached the last epoch (3)"
     preds = pl.read_parquet(tiny_run / "test_predictions.parquet")
     assert len(preds) == summary["data"]["rows"]["test"]
     assert summary["test"]["auc"] == pytest.approx(auc(preds["label"].to_numpy(), preds["logit"].to_numpy()))
     assert 0.0 <= preds["gate_mean"].min() and preds["gate_mean"].max() <= 1.0
-    # the best weights are the ones restored and tested
+    # the best weights are the ones restored and tested, and calibrated on validation
     state = load_checkpoint(tiny_run / "checkpoints" / "best.pt")
-    assert state["epoch"] == best["epoch"]
+    assert (state["epoch"], state["step"]) == (best["epoch"], best["step"])
+    cal = summary["calibration"]
+    assert json.loads((tiny_run / "calibration.json").read_text()) == cal
+    z = preds["logit"].to_numpy().astype(np.float64)
+    np.testing.assert_allclose(preds["p"].to_numpy(), 1 / (1 + np.exp(-(cal["a"] * z + cal["b"]))), rtol=1e-6)
+    np.testing.assert_allclose(preds["p_raw"].to_numpy(), 1 / (1 + np.exp(-z)), rtol=1e-6)
+    assert summary["test"]["mean_pred"] == pytest.approx(preds["p"].to_numpy().astype(np.float64).mean(), rel=1e-5)
+    assert {"logloss_raw", "mean_pred_raw", "ece", "ece_raw"} <= set(summary["test"])
     report = (tiny_run / "report.md").read_text()
     assert f"{summary['test']['auc']:.4f}" in report and "Gate" in report
 
@@ -226,3 +242,18 @@ def test_existing_run_needs_resume(tiny_run, tiny_dataset):
     cfg = load_experiment(REPO / "configs" / "experiments" / "mdaf.yaml", {"data": {"dir": str(tiny_dataset.root)}})
     with pytest.raises(MDAFError, match="--resume"):
         run_experiment(cfg, tiny_run.name, tiny_run.parent)
+
+
+def test_early_stopping_inside_an_epoch(tiny_dataset, tmp_path):
+    """With eval_every, patience counts evaluations: no gain can reach min_delta 0.5, so the run stops
+    at its second evaluation, mid-epoch, with the first one's weights."""
+    cfg = load_experiment(experiment_file(tmp_path, tiny_dataset, eval_every=5, patience=1, min_delta=0.5))
+    run_dir = run_experiment(cfg, "early", tmp_path / "results")
+    assert [r["step"] for r in records(run_dir, "epoch")] == [5, 10]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    train = summary["train"]
+    assert (train["best_epoch"], train["best_step"], train["epochs_run"]) == (1, 5, 1)
+    assert "for 1 evaluations after epoch 1 (step 5)" in train["stop_reason"]
+    state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert (state["epoch"], state["position"], state["done"]) == (1, 10, True)
+    assert load_checkpoint(run_dir / "checkpoints" / "best.pt")["step"] == 5

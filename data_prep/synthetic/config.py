@@ -51,6 +51,8 @@ class SyntheticConfig:
     ub_target_cvr: float = 0.03
     item_match_weight: float = 0.5
     ub_outside_share: float = 0.0005
+    # catalogue churn (both data sets): items and ad groups listed anew under fresh ids
+    relist_days: float = 0.0
     # output
     crlf: bool = False
 
@@ -76,6 +78,7 @@ class SyntheticConfig:
         for name in ("pref_share", "brand_loyalty", "profile_missing", "target_share"):
             _check(where, name, getattr(self, name), low=0.0, high=1.0)
         _check(where, "ub_outside_share", self.ub_outside_share, low=0.0, high=0.5)
+        _check(where, "relist_days", self.relist_days, low=0.0)
         for name in ("cate_match_weight", "brand_match_weight", "item_match_weight",
                      "user_bias_std", "ad_quality_std", "affinity_weight", "pref_weight"):
             _check(where, name, getattr(self, name), low=0.0)

@@ -17,6 +17,7 @@ TAOBAO_CATALOG = 1  # ads and the Tianchi-56 id spaces
 UB_CATALOG = 2      # items and the Tianchi-649 id spaces
 TAOBAO_BLOCK = 3    # users, behaviours and impressions of one Tianchi-56 block
 UB_BLOCK = 4        # users, views and conversions of one Tianchi-649 block
+RELIST = 5          # the raw ids of relisted items or ads (index: the catalogue's own purpose)
 
 
 def stream(seed: int, purpose: int, index: int = 0) -> np.random.Generator:

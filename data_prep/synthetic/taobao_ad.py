@@ -38,6 +38,7 @@ from data_prep.synthetic.grouped import Grouped
 from data_prep.synthetic.history import decayed_matches, recency_weights, window
 from data_prep.synthetic.intents import Sequence, simulate_intents
 from data_prep.synthetic.link import expected_sigmoid, solve_intercept
+from data_prep.synthetic.listings import Listings, build_listings
 from data_prep.synthetic.streams import (BLOCK_USERS, TAOBAO_BLOCK, TAOBAO_CATALOG, block_size,
                                          n_blocks, stream)
 from data_prep.synthetic.users import Users, draw_users
@@ -130,14 +131,16 @@ def build_ads(cfg: SyntheticConfig, catalog: Catalog) -> Ads:
                cate_ids=cate_ids, brand_ids=brand_ids)
 
 
-def ad_feature_frame(ads: Ads) -> pl.DataFrame:
-    """ad_feature.csv: adgroup_id,cate_id,campaign_id,customer,brand,price (brand NULL if none)."""
-    brand = pl.Series("brand", ads.brand_ids[np.maximum(ads.brand, 0)])
+def ad_feature_frame(ads: Ads, listings: Listings) -> pl.DataFrame:
+    """ad_feature.csv: adgroup_id,cate_id,campaign_id,customer,brand,price (brand NULL if none),
+    a row for every listing of every ad (one per ad without churn)."""
+    ad, raw = listings.rows()
+    brand = pl.Series("brand", ads.brand_ids[np.maximum(ads.brand[ad], 0)])
     return pl.DataFrame({
-        "adgroup_id": ads.ad_id, "cate_id": ads.cate_ids[ads.cat], "campaign_id": ads.campaign_id,
-        "customer": ads.customer_id,
-        "brand": brand.scatter(np.flatnonzero(ads.brand < 0), None),
-        "price": ads.price})
+        "adgroup_id": raw, "cate_id": ads.cate_ids[ads.cat[ad]], "campaign_id": ads.campaign_id[ad],
+        "customer": ads.customer_id[ad],
+        "brand": brand.scatter(np.flatnonzero(ads.brand[ad] < 0), None),
+        "price": ads.price[ad]})
 
 
 @dataclass
@@ -151,14 +154,18 @@ class World:
     impression_clock: Clock
     weights: np.ndarray      # recency weights exp(-k / tau)
     btag_weights: np.ndarray
+    listings: Listings       # the raw adgroup_id of each ad over time (listings.py)
 
 
 def build_world(cfg: SyntheticConfig) -> World:
     catalog = build_catalog(cfg)
-    return World(cfg, catalog, build_ads(cfg, catalog), Clock(TAOBAO_AD_BEHAVIOR_DAYS),
-                 Clock(TAOBAO_AD_IMPRESSION_DAYS),
+    ads = build_ads(cfg, catalog)
+    impressions = Clock(TAOBAO_AD_IMPRESSION_DAYS)
+    listings = build_listings(cfg.seed, TAOBAO_CATALOG, ads.ad_id, cfg.relist_days,
+                              (impressions.lo, impressions.hi), ids.TAOBAO_ADGROUP_MAX)
+    return World(cfg, catalog, ads, Clock(TAOBAO_AD_BEHAVIOR_DAYS), impressions,
                  recency_weights(cfg.history_len, cfg.recency_tau),
-                 np.asarray(cfg.btag_weights, dtype=np.float64))
+                 np.asarray(cfg.btag_weights, dtype=np.float64), listings)
 
 
 @dataclass
@@ -262,7 +269,8 @@ def block_frames(world: World, block: Block, intercept: float) -> Frames:
     p = expected_sigmoid(block.static + block.seq_score + intercept, world.cfg.noise_std)
     clk = (block.u_click < p).astype(np.int8)
     user = block.user_ids[block.imp_user]
-    raw = pl.DataFrame({"user": user, "time_stamp": block.imp_t, "adgroup_id": ads.ad_id[block.ad],
+    raw = pl.DataFrame({"user": user, "time_stamp": block.imp_t,
+                        "adgroup_id": world.listings.raw(block.ad, block.imp_t),
                         "pid": _PID_ENUM.gather(pl.Series(block.pid.astype(np.uint32))),
                         "nonclk": 1 - clk, "clk": clk})
     oracle = pl.DataFrame({"user": user, "time_stamp": block.imp_t, "p": p})
@@ -309,7 +317,7 @@ def generate_taobao_ad(cfg: SyntheticConfig, out_dir: str | Path) -> dict:
         return frames
 
     with CsvSink(out_dir, FILES, crlf=cfg.crlf) as sink:
-        sink.write("ad_feature.csv", ad_feature_frame(world.ads))
+        sink.write("ad_feature.csv", ad_feature_frame(world.ads, world.listings))
         run_chunks(cfg.n_users, cfg.chunk_users, simulate, sink, desc="taobao_ad")
     n_imp = sink.rows["raw_sample.csv"]
     summary = {"rows": dict(sink.rows), "mean_p": totals["p"] / n_imp,

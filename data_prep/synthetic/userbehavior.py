@@ -45,6 +45,7 @@ from data_prep.synthetic.grouped import Grouped
 from data_prep.synthetic.history import decayed_matches_previous
 from data_prep.synthetic.intents import Sequence, simulate_intents
 from data_prep.synthetic.link import expected_sigmoid, solve_intercept
+from data_prep.synthetic.listings import Listings, build_listings
 from data_prep.synthetic.streams import (BLOCK_USERS, UB_BLOCK, UB_CATALOG, block_size, n_blocks,
                                          stream)
 from data_prep.synthetic.users import Users, draw_users
@@ -97,12 +98,16 @@ class World:
     catalog: Catalog
     items: Items
     clock: Clock
+    listings: Listings       # the raw item id of each item over time (listings.py)
 
 
 def build_world(cfg: SyntheticConfig) -> World:
     catalog = build_catalog(cfg)
-    return World(cfg, catalog, build_items(cfg, catalog),
-                 Clock(USERBEHAVIOR_DAYS, MARGIN_HOURS, cfg.ub_outside_share))
+    items = build_items(cfg, catalog)
+    clock = Clock(USERBEHAVIOR_DAYS, MARGIN_HOURS, cfg.ub_outside_share)
+    listings = build_listings(cfg.seed, UB_CATALOG, items.item_id, cfg.relist_days, (clock.lo, clock.hi),
+                              ids.UB_ITEM_MAX)
+    return World(cfg, catalog, items, clock, listings)
 
 
 @dataclass
@@ -178,12 +183,13 @@ def block_frames(world: World, block: Block, intercept: float) -> tuple[Frames, 
     kind = np.concatenate([np.zeros(len(p), np.int8), _actions(rng, len(src)),
                            _actions(rng, len(other_user))])
     t = np.concatenate([block.t, follow_t, other_t])
+    listed_at = np.concatenate([block.t, block.t[src], other_t])  # a view's follow-ups keep its item id
     order = np.argsort((user.astype(np.int64) << 32) | (t - world.clock.lo), kind="stable")
-    user, item, kind, t = user[order], item[order], kind[order], t[order]
+    user, item, kind, t, listed_at = user[order], item[order], kind[order], t[order], listed_at[order]
     counts = np.bincount(user, minlength=n_users)
     t = world.clock.strictly_increasing(t, counts, stay_inside=False)
     raw_user = block.user_ids[user]
-    rows = pl.DataFrame({"user_id": raw_user, "item_id": items.item_id[item],
+    rows = pl.DataFrame({"user_id": raw_user, "item_id": world.listings.raw(item, listed_at),
                          "category_id": items.cate_ids[items.cat[item]],
                          "behavior_type": _TYPE_ENUM.gather(pl.Series(kind.astype(np.uint32))),
                          "timestamp": t})

@@ -1,9 +1,10 @@
 """Mamba4Rec "v2" used alone as a CTR model: the sequential branch plus a few context embeddings.
 
-  logit = MLP_{256-128-64-1}([h_seq ; e(item) ; e(cate) ; e(user) ; e(hour) ; e(dow)])
+  logit = MLP_{256-128-64-1}([h_seq ; e(item) ; e(cate) ; e(user) ; e(hour) ; e(dow) (; s)])
 
 h_seq is models/mdaf/sequence_branch.py with the Mamba encoder; the context embeddings (16 dims)
-are their own tables, separate from the history's wider item/category tables.
+are their own tables, separate from the history's wider item/category tables; s, with
+`match_statistics`, the window's match statistics (models/layers/match.py), as in MDAF.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from torch import nn
 
 from models.layers.config import EmbeddingConfig
 from models.layers.embedding import FeatureEmbedding, StaticFields, field_spaces
+from models.layers.match import MatchFeatures
 from models.layers.mlp import MLP
 from models.mdaf.sequence_branch import SequenceBranch, SequenceConfig
 from models.output import ModelOutput
@@ -29,6 +31,7 @@ class Mamba4RecV2Config:
     context_embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
     mlp: list[int] = field(default_factory=lambda: [256, 128, 64])
     dropout: float = 0.3
+    match_statistics: bool = False
 
 
 class Mamba4RecV2(nn.Module):
@@ -38,8 +41,12 @@ class Mamba4RecV2(nn.Module):
         fields = field_spaces(meta, cfg.context_fields)
         embedding = FeatureEmbedding(meta["vocab_sizes"], list(fields.values()), cfg.context_embedding.dim, cfg.context_embedding.dims)
         self.context = StaticFields(embedding, fields)
-        self.mlp = MLP(self.sequence.out_dim + self.context.width, cfg.mlp, 1, cfg.dropout)
+        self.matches = MatchFeatures(meta, cfg.sequence.timeline) if cfg.match_statistics else None
+        n_statistics = self.matches.n_statistics if self.matches is not None else 0
+        self.mlp = MLP(self.sequence.out_dim + self.context.width + n_statistics, cfg.mlp, 1, cfg.dropout)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> ModelOutput:
-        h = torch.cat([self.sequence(batch), self.context.flat(batch)], dim=-1)
-        return ModelOutput(logit=self.mlp(h).squeeze(-1))
+        parts = [self.sequence(batch), self.context.flat(batch)]
+        if self.matches is not None:
+            parts.append(self.matches.statistics(batch))
+        return ModelOutput(logit=self.mlp(torch.cat(parts, dim=-1)).squeeze(-1))
