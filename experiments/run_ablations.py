@@ -3,6 +3,8 @@
     python experiments/run_ablations.py                    # every model of the grid x 5 seeds, synthetic set
     python experiments/run_ablations.py --seeds 3 --models MDAF-Full MDAF-Static DIN
     python experiments/run_ablations.py --raw-dir ~/taobao_ad --results-dir results/ablation_taobao
+    python experiments/run_ablations.py --config configs/experiments/ablation_userbehavior.yaml \
+        --source userbehavior --raw-dir ~/userbehavior --results-dir results/ablation_userbehavior
     python experiments/run_ablations.py --summary-only     # re-tabulate the finished runs
     python experiments/run_ablations.py --summary-only --doc docs/baseline_results_summary.md
 
@@ -29,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     data = parser.add_mutually_exclusive_group()
     data.add_argument("--raw-dir")
     data.add_argument("--data-dir")
+    parser.add_argument("--source", choices=("taobao_ad", "userbehavior"), help="which raw data set (default: the base config's)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--device", choices=("auto", "cuda", "mps", "cpu"))
     parser.add_argument("--results-dir", default="results/ablation")
@@ -42,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_ablation(args.config)
         if args.seeds is not None:
             cfg.seeds = list(range(args.seeds))
-        data = {k: v for k, v in (("raw_dir", args.raw_dir), ("dir", args.data_dir)) if v}
+        data = {k: v for k, v in (("raw_dir", args.raw_dir), ("dir", args.data_dir), ("source", args.source)) if v}
         train = {k: v for k, v in (("epochs", args.epochs), ("device", args.device)) if v is not None}
         if not args.summary_only:
             run_grid(cfg, results, {"data": data, "train": train}, args.models)

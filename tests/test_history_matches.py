@@ -56,7 +56,7 @@ def test_raw_ids_match_where_indices_are_out_of_vocabulary(tiny_dataset):
 
 def test_match_statistics_by_hand(tiny_dataset):
     matches = MatchFeatures(tiny_dataset.meta, "behavior")
-    assert matches.n_types == 4 and matches.n_statistics == 2 * (3 + 4) + 1 + 4
+    assert matches.n_types == 4 and matches.n_statistics == 2 * (4 + 4) + 1 + 4
     batch = {  # 3 real behaviours: pv of cate 5 two hours ago, cart of cate 5 an hour ago, buy of cate 6
         "behavior_cate_raw": torch.tensor([[0, 5, 5, 6]]), "behavior_brand_raw": torch.tensor([[0, 8, 8, 8]]),
         "behavior_btag": torch.tensor([[0, 2, 3, 5]]), "behavior_mask": torch.tensor([[False, True, True, True]]),
@@ -67,7 +67,8 @@ def test_match_statistics_by_hand(tiny_dataset):
     got = matches.statistics(batch)[0]
     count = torch.tensor([2.0, 0.0])
     since = torch.tensor([1.0, 24 * 32.0])  # hours since the newest cate match; no brand match
+    after = torch.tensor([1.0, 3.0])  # behaviours since the newest cate match (the buy); no brand match: n
     by_type = torch.tensor([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])  # pv, cart, fav, buy
-    expected = torch.cat([log(count), count / 3, log(since), log(by_type).flatten(),
+    expected = torch.cat([log(count), count / 3, log(since), log(after), log(by_type).flatten(),
                           log(torch.tensor([3.0])), torch.tensor([1, 1, 0, 1]) / 3])
     torch.testing.assert_close(got, expected)

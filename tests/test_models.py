@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from common.config import load_yaml
+from training.config import resolve_section
 from common.errors import MDAFError
 from data_prep.loader import BatchLoader
 from models.losses import model_loss
@@ -21,8 +21,13 @@ def small_batch(batch: dict[str, torch.Tensor], n: int = 64) -> dict[str, torch.
     return {k: v[:n] for k, v in batch.items()}
 
 
+def model_config(path) -> dict:
+    """A model YAML with its `base`, if any, resolved (configs/model/mdaf_static.yaml)."""
+    return resolve_section(str(path), str(path))
+
+
 def test_every_registered_model_has_a_config():
-    names = {load_yaml(p)["name"] for p in CONFIGS}
+    names = {model_config(p)["name"] for p in CONFIGS}
     from models.registry import MODELS
 
     assert names == set(MODELS)
@@ -31,7 +36,7 @@ def test_every_registered_model_has_a_config():
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_model_trains_and_its_loss_falls(tiny_dataset, tiny_batch, path):
     torch.manual_seed(0)
-    model = build_model(load_yaml(path), tiny_dataset.meta)
+    model = build_model(model_config(path), tiny_dataset.meta)
     batch = small_batch(tiny_batch)
     aux = "tri_bce" if path.stem in ("dcnv3", "mdaf", "mdaf_static", "mdaf_bst") else "none"
 
@@ -57,11 +62,11 @@ def test_model_trains_and_its_loss_falls(tiny_dataset, tiny_batch, path):
 
 def test_mdaf_variants_by_config(tiny_dataset, tiny_batch):
     meta, batch = tiny_dataset.meta, small_batch(tiny_batch, 16)
-    variants = {p: build_model(load_yaml(Path("configs/model") / f"{p}.yaml"), meta) for p in ("mdaf", "mdaf_static", "mdaf_sequential", "mdaf_bst")}
+    variants = {p: build_model(model_config(Path("configs/model") / f"{p}.yaml"), meta) for p in ("mdaf", "mdaf_static", "mdaf_sequential", "mdaf_bst")}
     for v in variants.values():
         assert isinstance(v, MDAF)
     full = variants["mdaf"](batch)
-    assert full.gate.shape == (16, 128) and ((full.gate > 0) & (full.gate < 1)).all()
+    assert full.gate.shape == (16, 64) and ((full.gate > 0) & (full.gate < 1)).all()
     assert set(full.aux_logits) == {"ecn", "lcn"}
     assert variants["mdaf_static"].sequence is None and variants["mdaf_static"](batch).gate is None
     assert variants["mdaf_sequential"].static is None and variants["mdaf_sequential"](batch).aux_logits == {}
@@ -89,7 +94,7 @@ def test_bad_model_configs_name_the_key(tiny_dataset):
 def test_model_runs_on_userbehavior(tiny_userbehavior, path):
     """The other source: item histories, no brand, fewer static fields; every config still builds."""
     batch = next(iter(BatchLoader(tiny_userbehavior, "train", seq_len=12, batch_size=32)))
-    model = build_model(load_yaml(path), tiny_userbehavior.meta)
+    model = build_model(model_config(path), tiny_userbehavior.meta)
     out = model(batch)
     assert out.logit.shape == (32,) and torch.isfinite(out.logit).all()
     out.logit.sum().backward()
@@ -103,7 +108,7 @@ def test_training_is_reproducible_bit_for_bit_on_cpu(tiny_dataset, tiny_batch):
         states = []
         for _ in range(2):
             torch.manual_seed(0)
-            model = build_model(load_yaml(CONFIGS[0].with_name("mdaf.yaml")), tiny_dataset.meta)
+            model = build_model(model_config(CONFIGS[0].with_name("mdaf.yaml")), tiny_dataset.meta)
             opt = torch.optim.Adam(model.parameters(), lr=1e-3)
             for _ in range(3):
                 opt.zero_grad()

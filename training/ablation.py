@@ -41,12 +41,14 @@ class AblationEntry:
 @dataclass
 class AblationConfig:
     """base: the experiment config every run starts from (data, recipe, criteria); models: the grid;
-    reference: the label the others are compared with; seeds: training seeds."""
+    reference: the label the others are compared with; seeds: training seeds; data: keys of the
+    base's data section this grid changes (e.g. {synthetic: {seed: 1}}: another generator seed)."""
 
     base: str
     models: list[AblationEntry]
     reference: str
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 def slug(label: str) -> str:
@@ -73,7 +75,7 @@ def run_grid(cfg: AblationConfig, results: Path, overrides: dict[str, Any], labe
             if _finished(run_dir):
                 log.info("%s seed %d: finished already, skipped", entry.label, seed)
                 continue
-            exp = load_experiment(cfg.base, merge(overrides, {"train": {**entry.train, "seed": seed}}))
+            exp = load_experiment(cfg.base, merge({"data": cfg.data}, merge(overrides, {"train": {**entry.train, "seed": seed}})))
             exp.model, exp.label = resolve_section(entry.model, f"ablation model {entry.label!r}"), entry.label
             log.info("%s seed %d: training into %s", entry.label, seed, run_dir)
             run_experiment(exp, f"{slug(entry.label)}/seed{seed}", results, resume=run_dir.exists())

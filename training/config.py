@@ -33,7 +33,8 @@ class TrainConfig:
     decay to `final_lr_ratio` at the last step of epoch `epochs`. aux_loss 'auto' means Tri-BCE
     for models with sub-network heads, plain BCE otherwise. checkpoint_every: also write last.pt
     every that many steps inside an epoch (0: at epoch ends only). eval_every: also validate (and
-    count early stopping's patience, and keep the best weights) every that many steps (0: at epoch
+    count early stopping's patience, and keep the best weights) every that many steps, or, below 1,
+    every that fraction of an epoch (0.25: four times an epoch, on data of any size; 0: at epoch
     ends only). embedding_l2: the weight of training/regularization.py's penalty on the embedding
     rows a batch reads. embedding_lr_scale: the embedding tables' learning rate as a multiple of lr.
     """
@@ -59,7 +60,7 @@ class TrainConfig:
     threads: int = 0
     log_every: int = 10
     checkpoint_every: int = 0
-    eval_every: int = 0
+    eval_every: float = 0.0
     embedding_l2: float = 0.0
     embedding_lr_scale: float = 1.0
 
@@ -79,7 +80,8 @@ class TrainConfig:
             "min_delta": (self.min_delta >= 0, ">= 0"), "device": (self.device in DEVICES, f"one of {list(DEVICES)}"),
             "threads": (self.threads >= 0, ">= 0 (0: torch's default)"), "log_every": (self.log_every >= 1, ">= 1"),
             "checkpoint_every": (self.checkpoint_every >= 0, ">= 0 (0: at epoch ends only)"),
-            "eval_every": (self.eval_every >= 0, ">= 0 (0: at epoch ends only)"),
+            "eval_every": (self.eval_every >= 0 and (self.eval_every < 1 or float(self.eval_every).is_integer()),
+                           "0 (epoch ends only), a fraction of an epoch below 1, or a whole number of steps"),
             "embedding_l2": (self.embedding_l2 >= 0, ">= 0"), "embedding_lr_scale": (self.embedding_lr_scale > 0, "> 0"),
         }
         for key, (ok, expected) in ranges.items():
@@ -138,9 +140,10 @@ def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 
 
 def resolve_section(value: Any, where: str) -> dict[str, Any]:
-    """A section given as a YAML path, or as a mapping with an optional `base` path (module doc)."""
+    """A section given as a YAML path, or as a mapping with an optional `base` path (module doc);
+    a YAML file may itself name a `base` (configs/model/mdaf_static.yaml: MDAF with one change)."""
     if isinstance(value, str):
-        return load_yaml(repo_path(value))
+        return resolve_section(load_yaml(repo_path(value)), value)
     if not isinstance(value, dict):
         raise MDAFError(f"{where}: expected a YAML path or a mapping, got {value!r}")
     value = dict(value)

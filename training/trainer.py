@@ -115,6 +115,9 @@ class Trainer:
         self.scheduler = warmup_cosine(self.optimizer, len(self.train_loader), cfg.epochs, cfg.warmup_epochs,
                                        cfg.warmup_start, cfg.final_lr_ratio)
         self.stopper = EarlyStopping(cfg.patience, cfg.min_delta)
+        # steps between evaluations inside an epoch (0: none); a fraction of an epoch below 1
+        self.eval_steps = (0 if not cfg.eval_every else int(cfg.eval_every) if cfg.eval_every >= 1
+                           else max(1, round(cfg.eval_every * len(self.train_loader))))
         self.recorder = RunRecorder(run_dir, ctx.is_main)
         self.use_bf16 = cfg.bf16 and device.type == "cuda"
         if cfg.bf16 and not self.use_bf16:
@@ -262,7 +265,7 @@ class Trainer:
                 bar.set_postfix(loss=f"{mean_loss:.4f}", samples_s=f"{rate:,.0f}")
                 since_log, loss_since_log = 0, 0.0
             end_of_epoch = self.position == len(loader)
-            if end_of_epoch or (cfg.eval_every and self.step % cfg.eval_every == 0):
+            if end_of_epoch or (self.eval_steps and self.step % self.eval_steps == 0):
                 part["seconds"] += time.perf_counter() - began
                 self._evaluate(end_of_epoch)
                 began = time.perf_counter()

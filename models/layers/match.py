@@ -11,6 +11,7 @@ Statistics of the window (B, S), each O(1) in size, for every such F:
     count_F = log(1 + sum_t m_t,F)                   how often the user met the candidate's F
     share_F = sum_t m_t,F / max(1, n)                how much of the window it fills (n real positions)
     since_F = log(1 + hours since the newest match)   log(1 + 24 * 32) when there is none
+    after_F = log(1 + behaviours since the newest match)    log(1 + n) when there is none
     count_F,b = log(1 + sum_t m_t,F [type_t == b])   per behaviour type b, when T has one (`btag`)
 and for the window as a whole: log(1 + n), and the share of each behaviour type (a user's habit of
 carting or buying). These are the features the click signal of a history is about (DIN's premise:
@@ -48,7 +49,7 @@ class MatchFeatures(nn.Module):
         self.raw = {f: f in raw_history and c in raw_candidate for f, c in self.pairs.items()}
         self.n_types = meta["vocab_sizes"][fields[BEHAVIOUR_FIELD]] - 2 if BEHAVIOUR_FIELD in fields else 0
         self.n_fields = len(self.pairs)
-        self.n_statistics = self.n_fields * (3 + self.n_types) + 1 + self.n_types
+        self.n_statistics = self.n_fields * (4 + self.n_types) + 1 + self.n_types
 
     def indicators(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         t = self.timeline
@@ -73,7 +74,10 @@ class MatchFeatures(nn.Module):
         hours = batch[f"{t}_time_gap"].float() / 3600.0  # (B, L)
         count = m.sum(dim=1)  # (B, k)
         newest = torch.where(m > 0, hours[..., None], torch.full_like(m, NO_MATCH_HOURS)).amin(dim=1)
-        parts = [torch.log1p(count), count / n.clamp_min(1.0), torch.log1p(newest)]
+        # positions count back from the newest behaviour (at L-1, windows are left-padded)
+        back = torch.arange(m.shape[1] - 1, -1, -1, device=m.device, dtype=m.dtype)[None, :, None]  # (1, L, 1)
+        after = torch.where(m > 0, back, n[..., None]).amin(dim=1)  # (B, k)
+        parts = [torch.log1p(count), count / n.clamp_min(1.0), torch.log1p(newest), torch.log1p(after)]
         window = [torch.log1p(n)]
         if self.n_types:
             types = nn.functional.one_hot(batch[f"{t}_{BEHAVIOUR_FIELD}"], self.n_types + 2)[..., 2:].float()  # (B, L, b)
