@@ -7,6 +7,8 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import polars as pl
+
 from common.errors import MDAFError
 
 
@@ -46,4 +48,13 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_parquet(frame: pl.DataFrame, path: str | Path) -> None:
+    """Write `frame` to the Parquet file `path` through a temporary file and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    frame.write_parquet(tmp)
     os.replace(tmp, path)

@@ -40,11 +40,14 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
+def from_dict(cls: type[T], data: dict[str, Any], where: str = "config", base: T | None = None) -> T:
     """Build dataclass `cls` from `data`, recursing into nested dataclass fields.
 
-    Keys missing from `data` take the dataclass defaults; unknown keys and values of the wrong
-    type raise MDAFError naming `where` and the key.
+    Keys missing from `data` take their defaults: `base`'s values when given, else the
+    dataclass's. A nested config given in part keeps the rest of its field's default (BST's
+    `mlp: {hidden: [64]}` keeps BST's head dropout, not a generic MLP's); a plain mapping (a dict
+    of widths) is replaced whole. Unknown keys and values of the wrong type raise MDAFError naming
+    `where` and the key.
     """
     if not isinstance(data, dict):
         raise MDAFError(f"{where}: expected a mapping, got {type(data).__name__}")
@@ -53,16 +56,25 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise MDAFError(f"{where}: unknown key(s) {unknown}; expected some of {sorted(fields)}")
-    kwargs = {}
+    kwargs = {name: getattr(base, name) for name in fields if name not in data} if base is not None else {}
     for name, value in data.items():
-        kwargs[name] = _coerce(hints[name], value, f"{where}.{name}")
+        default = getattr(base, name) if base is not None else _default(fields[name])
+        kwargs[name] = _coerce(hints[name], value, f"{where}.{name}", default)
     return cls(**kwargs)
 
 
-def _coerce(hint: Any, value: Any, where: str) -> Any:
+def _default(field: dataclasses.Field) -> Any:
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return None
+
+
+def _coerce(hint: Any, value: Any, where: str, default: Any = None) -> Any:
     origin = typing.get_origin(hint)
     if dataclasses.is_dataclass(hint):
-        return from_dict(hint, value, where)
+        return from_dict(hint, value, where, default if isinstance(default, hint) else None)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(hint)
         if value is None and type(None) in args:

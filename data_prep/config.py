@@ -9,7 +9,7 @@ from pathlib import Path
 
 from common.config import load_config
 from common.errors import MDAFError
-from data_prep.calendar import window
+from data_prep.calendar import TAOBAO_AD_BEHAVIOR_DAYS, TAOBAO_AD_IMPRESSION_DAYS, window
 
 SOURCES = ("taobao_ad", "userbehavior")
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "data"
@@ -26,8 +26,8 @@ class PrepConfig:
     test_days: list[str] = field(default_factory=lambda: ["2017-05-13", "2017-05-13"])
     # The data set's documented window of samples and of history behaviours; rows outside are
     # dropped and counted, and more than `max_out_of_window_fraction` of a file is an error.
-    sample_days: list[str] = field(default_factory=lambda: ["2017-05-06", "2017-05-13"])
-    history_days: list[str] = field(default_factory=lambda: ["2017-04-22", "2017-05-13"])
+    sample_days: list[str] = field(default_factory=lambda: list(TAOBAO_AD_IMPRESSION_DAYS))
+    history_days: list[str] = field(default_factory=lambda: list(TAOBAO_AD_BEHAVIOR_DAYS))
     max_out_of_window_fraction: float = 0.05
     # Wrong input is counted in the summary and the log, and an error above its share of the file:
     max_missing_ad_fraction: float = 0.01  # impressions whose ad is not in ad_feature.csv (kept)
@@ -85,11 +85,6 @@ class PrepConfig:
     @property
     def history_window(self) -> tuple[int, int]:
         return window(*self.history_days)
-
-    @property
-    def vocab_cutoff(self) -> int:
-        """Vocabularies see only rows before this time: the end of the train split."""
-        return self.split_bounds["train"][1]
 
     @property
     def label_horizon_s(self) -> int:

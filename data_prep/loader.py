@@ -32,6 +32,13 @@ from data_prep.windows import gather, history_window
 log = logging.getLogger(__name__)
 
 
+def batch_key(timeline: str, field: str) -> str:
+    """The batch key of `field` of a timeline's window: an index field (`cate`), a raw-id field
+    (`cate_raw`), or `mask`, `time_gap`, `length`; e.g. batch_key("behavior", "mask") ->
+    "behavior_mask". Models read windows through this one function."""
+    return f"{timeline}_{field}"
+
+
 def shard_indices(
     n: int, rank: int, world_size: int, shuffle: bool, seed: int, epoch: int, drop_last: bool
 ) -> np.ndarray:
@@ -116,7 +123,7 @@ class BatchLoader:
                 )
         keys = [*self.table.static, "label", "time", "user_id", "oracle_p", *map(raw_column, self.table.raw)]
         for t in self.timelines:
-            keys += [f"{t}_{f}" for f in self._fields[t]] + [f"{t}_{k}" for k in ("mask", "time_gap", "length")]
+            keys += [batch_key(t, f) for f in [*self._fields[t], "mask", "time_gap", "length"]]
         dup = sorted({k for k in keys if keys.count(k) > 1})
         if dup:
             raise MDAFError(f"{self.dataset.root / 'meta.json'}: field names give colliding batch keys {dup}")
@@ -167,11 +174,11 @@ class BatchLoader:
             arrays = self._arrays[name]
             rows, mask = history_window(t.start[name][idx], t.end[name][idx], self.seq_len)  # (B, L)
             for field in self._fields[name]:
-                out[f"{name}_{field}"] = torch.from_numpy(gather(arrays[field], rows, mask, np.int64))
+                out[batch_key(name, field)] = torch.from_numpy(gather(arrays[field], rows, mask, np.int64))
             gap = gather(arrays["time"], rows, mask, np.int64)  # behaviour times, 0 at pads
             np.subtract(time[:, None], gap, out=gap)
             np.multiply(gap, mask, out=gap)
-            out[f"{name}_time_gap"] = torch.from_numpy(gap)
-            out[f"{name}_mask"] = torch.from_numpy(mask)
-            out[f"{name}_length"] = torch.from_numpy(mask.sum(axis=1, dtype=np.int64))
+            out[batch_key(name, "time_gap")] = torch.from_numpy(gap)
+            out[batch_key(name, "mask")] = torch.from_numpy(mask)
+            out[batch_key(name, "length")] = torch.from_numpy(mask.sum(axis=1, dtype=np.int64))
         return out

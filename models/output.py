@@ -11,9 +11,10 @@ class ModelOutput:
     """logit: (B,) the click logit.
     aux_logits: name -> (B,) logits of sub-networks with their own heads (DCNv3's ECN and LCN),
         for an auxiliary loss such as Tri-BCE (models/losses.py); empty for most models.
-    gate: (B, H) MDAF's fusion gate g (weight on the sequential branch), None for other models.
+    diagnostics: name -> per-sample tensors a model reports about itself (MDAF: its fusion gate),
+        read only by the object its `diagnostics()` hook returns (models/mdaf/gate_diagnostics.py).
     """
 
     logit: torch.Tensor
     aux_logits: dict[str, torch.Tensor] = field(default_factory=dict)
-    gate: torch.Tensor | None = None
+    diagnostics: dict[str, torch.Tensor] = field(default_factory=dict)

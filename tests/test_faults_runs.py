@@ -22,8 +22,8 @@ from training.run import run_experiment
 from training.run_lock import locked_run_dir
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_MODEL = {"base": "configs/model/mdaf.yaml", "hidden": 16, "mlp": [16],
-              "sequence": {"hidden": 16, "n_layers": 1}, "static": {"ecn_layers": 1, "lcn_layers": 1}}
+TINY_MODEL = {"base": "configs/model/mdaf.yaml", "hidden": 16, "mlp": {"hidden": [16]},
+              "sequence": {"hidden": 16, "n_layers": 1}, "static": {"dcnv3": {"ecn_layers": 1, "lcn_layers": 1}}}
 TINY_TRAIN = {"base": "configs/train/v2.yaml", "epochs": 1, "batch_size": 512, "seq_len": 8,
               "eval_batch_size": 4096, "warmup_epochs": 0, "threads": 1}
 
@@ -167,7 +167,7 @@ def test_ablation_writes_under_its_results_dir_only(tiny_dataset, tmp_path):
     doc = REPO / "docs" / "baseline_results_summary.md"
     before = doc.read_bytes()
     grid = {"base": str(experiment(tmp_path, tiny_dataset.root)), "reference": "DNN", "seeds": [0],
-            "models": [{"label": "DNN", "model": {"base": "configs/model/dnn.yaml", "hidden": [16]}}]}
+            "models": [{"label": "DNN", "model": {"base": "configs/model/dnn.yaml", "mlp": {"hidden": [16]}}}]}
     (tmp_path / "grid.yaml").write_text(yaml.safe_dump(grid))
     results = tmp_path / "X"
     result = script("run_ablations.py", "--config", str(tmp_path / "grid.yaml"), "--results-dir", str(results))

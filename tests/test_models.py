@@ -66,14 +66,16 @@ def test_mdaf_variants_by_config(tiny_dataset, tiny_batch):
     for v in variants.values():
         assert isinstance(v, MDAF)
     full = variants["mdaf"](batch)
-    assert full.gate.shape == (16, 64) and ((full.gate > 0) & (full.gate < 1)).all()
+    gate = full.diagnostics["gate"]
+    assert gate.shape == (16, 64) and ((gate > 0) & (gate < 1)).all()
     assert set(full.aux_logits) == {"ecn", "lcn"}
-    assert variants["mdaf_static"].sequence is None and variants["mdaf_static"](batch).gate is None
+    assert variants["mdaf_static"].sequence is None and variants["mdaf_static"](batch).diagnostics == {}
+    assert variants["mdaf_static"].diagnostics() is None
     assert variants["mdaf_sequential"].static is None and variants["mdaf_sequential"](batch).aux_logits == {}
     assert type(variants["mdaf_bst"].sequence.encoder).__name__ == "TransformerEncoder"
     concat = build_model({"name": "mdaf", "fusion": "concat", "static": {"network": "dcnv2"}}, meta)
     out = concat(batch)
-    assert out.gate is None and out.logit.shape == (16,)
+    assert out.diagnostics == {} and out.logit.shape == (16,)
 
 
 def test_bad_model_configs_name_the_key(tiny_dataset):

@@ -11,18 +11,23 @@ import pytest
 import yaml
 
 from common.errors import MDAFError
+from training.config import CriteriaConfig
+from training.records import (DataSummary, Efficiency, EvalRecord, MetricsOnTest, ModelSummary, RunSummary,
+                              StepRecord, TrainSummary, as_json)
 from training.report import write_report
-from training.report.criteria import CriteriaConfig, evaluate_criteria
+from training.report.criteria import evaluate_criteria
 from training.report.run_files import latest
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def epoch(n: int, train_auc: float, val_auc: float, status: str, gate: float | None = None) -> dict:
-    return {"kind": "epoch", "epoch": n, "step": 40 * n, "lr": 1e-3 / n, "train_loss": 0.25 - 0.01 * n,
-            "train_auc": train_auc, "val_auc": val_auc, "val_logloss": 0.24 - 0.005 * n,
-            "val_gauc": val_auc - 0.04, "gap": round(train_auc - val_auc, 4), "status": status,
-            "seconds": 9.5, "samples_per_s": 800.0, "gate_mean": gate}
+    record = EvalRecord(epoch=n, step=40 * n, progress=float(n), lr=1e-3 / n, train_loss=0.25 - 0.01 * n,
+                        train_logloss=0.23 - 0.01 * n, train_auc=train_auc, val_auc=val_auc,
+                        val_logloss=0.24 - 0.005 * n, val_gauc=val_auc - 0.04, gap=round(train_auc - val_auc, 4),
+                        status=status, seconds=9.5, samples_per_s=800.0,
+                        diagnostics={} if gate is None else {"gate_mean": gate})
+    return {"kind": "epoch", **as_json(record)}
 
 
 # Epoch 3 is recorded twice (a resume); its second record, with train AUC 0.6543, must win.
@@ -43,11 +48,12 @@ def make_run(run_dir: Path, epochs: list[dict], best_epoch: int, test_auc: float
               "data": {"dir": "data/prepared/taobao_ad"}, "model": {"name": model},
               "train": {"epochs": 10, "batch_size": 256, "lr": 0.001, "seq_len": 50}}
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
-    steps = [{"kind": "step", "epoch": 1 + (s - 1) // 40, "step": s, "lr": 1e-3 * min(1.0, s / 30),
-              "loss": 0.3 - s / 1000, "samples_per_s": 800.0} for s in range(10, 40 * len(epochs) + 1, 10)]
+    steps = [{"kind": "step", **as_json(StepRecord(1 + (s - 1) // 40, s, 1e-3 * min(1.0, s / 30), 0.3 - s / 1000,
+                                                    800.0))} for s in range(10, 40 * len(epochs) + 1, 10)]
     lines = [json.dumps(r) for r in steps[:8] + epochs[:3] + steps[6:] + epochs[3:]]
-    lines.append(json.dumps({"kind": "test", "auc": test_auc, "logloss": 0.19, "gauc": 0.58,
-                             "mean_pred": 0.052, "ctr": 0.05, "n": 3000}))
+    test = MetricsOnTest(auc=test_auc, logloss=0.19, gauc=0.58, mean_pred=0.052, ece=0.004, ctr=0.05, n=3000,
+                      logloss_raw=0.195, mean_pred_raw=0.061, ece_raw=0.011)
+    lines.append(json.dumps({"kind": "test", **as_json(test)}))
     (run_dir / "metrics.jsonl").write_text("\n".join(lines) + "\n")
 
     n = 3000
@@ -56,35 +62,32 @@ def make_run(run_dir: Path, epochs: list[dict], best_epoch: int, test_auc: float
     p = np.full(n, 0.05) if constant_p else np.clip(0.05 + 0.03 * rng.standard_normal(n), 0.001, 0.999)
     columns = {"row": np.arange(n), "user_id": rng.integers(0, 500, n), "label": label_col,
                "logit": np.log(p / (1 - p)).astype(np.float32), "p": p.astype(np.float32),
-               "history_length": history.astype(np.int64)}
+               "p_raw": np.clip(1.2 * p, 0, 1).astype(np.float32), "history_length": history.astype(np.int64)}
     if gate:
         columns["gate_mean"] = (0.3 + 0.01 * history + 0.02 * rng.standard_normal(n)).astype(np.float32)
     pl.DataFrame(columns).write_parquet(run_dir / "test_predictions.parquet")
 
     values = rng.beta(0.15, 0.25, size=20000)  # a U-shaped gate: mostly saturated
     counts, edges = np.histogram(values, bins=40, range=(0.0, 1.0))
-    summary = {
-        "run_name": run_dir.name, "label": label, "experiment": "unit",
-        "model": {"name": model, "params": 1234567},
-        "data": {"dir": "data/prepared/taobao_ad", "source": "taobao_ad", "synthetic": synthetic,
-                 "rows": {"train": 24000, "val": 3000, "test": 3000},
-                 "ctr": {"train": 0.051, "val": 0.049, "test": 0.05},
-                 "oracle": {"val": {"auc": 0.7012, "logloss": 0.181},
-                            "test": {"auc": 0.7000, "logloss": 0.18}} if synthetic else None,
-                 "seq_len": 50},
-        "train": {"epochs_run": max(e["epoch"] for e in epochs), "best_epoch": best_epoch,
-                  "stop_reason": "early stopping: no val AUC gain for 5 epochs",
-                  "best_val_auc": next(e["val_auc"] for e in reversed(epochs) if e["epoch"] == best_epoch)},
-        "test": {"auc": test_auc, "logloss": 0.19, "gauc": 0.58, "mean_pred": 0.052, "ctr": 0.05, "n": n},
-        "efficiency": {"seconds_per_epoch": 9.5, "train_samples_per_s": 812.3, "eval_samples_per_s": 4000.0,
-                       "peak_memory_mb": 1520.0, "params": 1234567, "device": "cuda:0 (NVIDIA H100)",
-                       "world_size": 1, "total_seconds": 3725.0},
-        "gate": {"mean": float(values.mean()), "std": float(values.std()), "hist_edges": edges.tolist(),
-                 "hist_counts": counts.tolist(), "dim_means": np.linspace(0.3, 0.7, 16).tolist()}
-        if gate else None,
-        "finished": True,
-    }
-    (run_dir / "summary.json").write_text(json.dumps(summary))
+    best = next(e for e in reversed(epochs) if e["epoch"] == best_epoch)
+    summary = RunSummary(
+        run_name=run_dir.name, label=label, experiment="unit", model=ModelSummary(model, 1234567),
+        data=DataSummary(dir="data/prepared/taobao_ad", source="taobao_ad", synthetic=synthetic,
+                         rows={"train": 24000, "val": 3000, "test": 3000},
+                         ctr={"train": 0.051, "val": 0.049, "test": 0.05},
+                         oracle={"val": {"auc": 0.7012, "logloss": 0.181}, "test": {"auc": 0.7000, "logloss": 0.18}}
+                         if synthetic else None, seq_len=50),
+        train=TrainSummary(epochs_run=max(e["epoch"] for e in epochs), best_epoch=best_epoch, best_step=best["step"],
+                           stop_reason="early stopping: no val AUC gain for 5 epochs", best_val_auc=best["val_auc"],
+                           seed=0),
+        test=test, calibration={"a": 0.9, "b": -0.2},
+        efficiency=Efficiency(seconds_per_epoch=9.5, train_samples_per_s=812.3, eval_samples_per_s=4000.0,
+                              peak_memory_mb=1520.0, params=1234567, device="cuda:0 (NVIDIA H100)", world_size=1,
+                              total_seconds=3725.0),
+        diagnostics={"gate": {"mean": float(values.mean()), "std": float(values.std()), "hist_edges": edges.tolist(),
+                              "hist_counts": counts.tolist(), "dim_means": np.linspace(0.3, 0.7, 16).tolist()}}
+        if gate else {})
+    (run_dir / "summary.json").write_text(json.dumps(as_json(summary)))
     return run_dir
 
 
@@ -133,7 +136,7 @@ def test_full_report(results):
 
     rows = table_rows(section(md, "Epochs"))
     assert [r[0] for r in rows] == ["1", "2", "3", "4"]
-    assert rows[2][1] == "120" and rows[2][4] == "0.6543" and "0.6111" not in md  # a resumed evaluation: its last record
+    assert rows[2][1] == "120" and rows[2][5] == "0.6543" and "0.6111" not in md  # a resumed evaluation: its last record
     assert rows[0][-1] == "0.520"  # the gate mean column
 
     assert verdicts(md) == dict.fromkeys(
@@ -199,11 +202,11 @@ def test_gate_without_per_sample_gate_is_named(results):
 
 
 def test_resume_replaces_records_from_the_resumed_point():
-    def records(*epochs: int) -> list[dict]:
-        return [{"epoch": e, "n": i} for i, e in enumerate(epochs)]
+    def records(*steps: int) -> list[StepRecord]:
+        return [StepRecord(epoch=i, step=s, lr=0.0, loss=0.0, samples_per_s=0.0) for i, s in enumerate(steps)]
 
-    assert [r["n"] for r in latest(records(1, 2, 3, 3, 4), "epoch")] == [0, 1, 3, 4]
-    assert [r["n"] for r in latest(records(1, 2, 3, 4, 3), "epoch")] == [0, 1, 4]
+    assert [r.epoch for r in latest(records(1, 2, 3, 3, 4), "step")] == [0, 1, 3, 4]
+    assert [r.epoch for r in latest(records(1, 2, 3, 4, 3), "step")] == [0, 1, 4]
 
 
 def test_bad_criteria_key_is_named(results):

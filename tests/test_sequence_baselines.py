@@ -10,8 +10,9 @@ from models.layers.transformer import TransformerEncoder, visible_keys
 from models.registry import build_model
 
 SMALL = {
-    "bst": {"name": "bst", "hidden": 32, "n_heads": 4, "mlp": [64, 32], "embedding": {"dim": 8}},
-    "din": {"name": "din", "attention": [16], "mlp": [64, 32], "embedding": {"dim": 8}},
+    "bst": {"name": "bst", "hidden": 32, "n_heads": 4, "mlp": {"hidden": [64, 32]}, "embedding": {"dim": 8, "dims": {}}},
+    "din": {"name": "din", "attention": {"hidden": [16]}, "mlp": {"hidden": [64, 32]},
+            "embedding": {"dim": 8, "dims": {}}},
 }
 HISTORY_FIELDS = ("cate", "brand", "btag")  # the `behavior` timeline's index fields
 

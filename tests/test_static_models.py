@@ -11,8 +11,9 @@ from common.errors import MDAFError
 from models.layers.embedding import FeatureEmbedding
 from models.layers.history_pooling import HistoryMeanPool, masked_mean
 from models.losses import bce_with_logits, model_loss, smooth_targets, tri_bce
-from models.mdaf.dcnv2 import DCNv2, CrossNetV2
-from models.mdaf.dcnv3 import DCNv3, CrossNetworkV3, SelfMaskCross
+from models.layers.dcnv2 import CrossNetV2, DCNv2, DCNv2Config
+from models.layers.dcnv3 import CrossNetworkV3, DCNv3, DCNv3Config, SelfMaskCross
+from models.layers.mlp import MLPConfig
 from models.output import ModelOutput
 from models.registry import build_model
 
@@ -28,7 +29,7 @@ def hand_self_mask(x: torch.Tensor, w: torch.Tensor, dim: int) -> torch.Tensor:
 
 def test_dcnv3_shapes():
     torch.manual_seed(0)
-    out = DCNv3(12)(torch.randn(5, 12))
+    out = DCNv3(12, DCNv3Config())(torch.randn(5, 12))
     assert out.h_ecn.shape == out.h_lcn.shape == (5, 12)
     assert out.logit_ecn.shape == out.logit_lcn.shape == (5,)
 
@@ -81,7 +82,7 @@ def test_ecn_and_lcn_agree_only_on_the_first_layer(n_layers):
 
 def test_cross_bias_initialised_uniform_0_1():
     torch.manual_seed(5)
-    model = DCNv3(1000)
+    model = DCNv3(1000, DCNv3Config())
     biases = [*model.ecn.bias, *model.lcn.bias]
     assert len(biases) == 3 + 4
     for b in biases:
@@ -113,14 +114,14 @@ def test_dcnv2_cross_matches_hand_formula():
 def test_dcnv2_stacked_and_parallel_widths():
     torch.manual_seed(8)
     x = torch.randn(3, 10)
-    stacked = DCNv2(10, structure="stacked", hidden=[8, 6])
-    parallel = DCNv2(10, structure="parallel", hidden=[8, 6])
+    stacked = DCNv2(10, DCNv2Config(structure="stacked", mlp=MLPConfig(hidden=[8, 6], dropout=0.0)))
+    parallel = DCNv2(10, DCNv2Config(structure="parallel", mlp=MLPConfig(hidden=[8, 6], dropout=0.0)))
     assert stacked.out_dim == 6 and stacked(x).shape == (3, 6)
     assert parallel.out_dim == 16 and parallel(x).shape == (3, 16)
     torch.testing.assert_close(parallel(x)[:, :10], parallel.cross(x))
     torch.testing.assert_close(stacked.eval()(x), stacked.dnn(stacked.cross(x)))
     with pytest.raises(MDAFError, match="structure"):
-        DCNv2(10, structure="sideways")
+        DCNv2Config(structure="sideways")
 
 
 # ---- losses --------------------------------------------------------------------------------------

@@ -26,13 +26,14 @@ from training.run import run_experiment
 from training.trainer import TrainingDiverged
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_MODEL = {"base": "configs/model/mdaf.yaml", "hidden": 32, "mlp": [32],
-              "sequence": {"hidden": 32, "n_layers": 1}, "static": {"ecn_layers": 2, "lcn_layers": 2}}
-NO_DROPOUT = {"dropout": 0.0, "sequence": {"dropout": 0.0}, "static": {"ecn_dropout": 0.0, "lcn_dropout": 0.0}}
+TINY_MODEL = {"base": "configs/model/mdaf.yaml", "hidden": 32, "mlp": {"hidden": [32]},
+              "sequence": {"hidden": 32, "n_layers": 1}, "static": {"dcnv3": {"ecn_layers": 2, "lcn_layers": 2}}}
+NO_DROPOUT = {"mlp": {"dropout": 0.0}, "sequence": {"dropout": 0.0},
+              "static": {"dcnv3": {"ecn_dropout": 0.0, "lcn_dropout": 0.0}}}
 TINY_TRAIN = {"base": "configs/train/v2.yaml", "epochs": 3, "batch_size": 256, "seq_len": 10,
               "eval_batch_size": 1024, "warmup_epochs": 1, "threads": 1, "eval_every": 10, "patience": 20}
 EPOCH_KEYS = ("epoch", "step", "lr", "train_loss", "train_logloss", "train_auc", "val_auc", "val_logloss", "val_gauc", "gap",
-              "status", "gate_mean")
+              "status", "diagnostics")
 
 
 def experiment_file(tmp_path: Path, dataset, model=None, **train) -> Path:
@@ -55,8 +56,8 @@ def records(run_dir: Path, kind: str) -> list[dict]:
 
 
 def epoch_table(run_dir: Path) -> dict[int, tuple]:
-    """The last record of each epoch, without its timings."""
-    return {r["epoch"]: tuple(r[k] for k in EPOCH_KEYS) for r in records(run_dir, "epoch")}
+    """The last record of each evaluation (by step), without its timings."""
+    return {r["step"]: tuple(r[k] for k in EPOCH_KEYS) for r in records(run_dir, "epoch")}
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +87,7 @@ def test_run_directory_and_report(tiny_run):
     assert len(preds) == summary["data"]["rows"]["test"]
     assert summary["test"]["auc"] == pytest.approx(auc(preds["label"].to_numpy(), preds["logit"].to_numpy()))
     assert 0.0 <= preds["gate_mean"].min() and preds["gate_mean"].max() <= 1.0
+    assert set(summary["diagnostics"]["gate"]) == {"mean", "std", "hist_edges", "hist_counts", "dim_means"}
     # the best weights are the ones restored and tested, and calibrated on validation
     state = load_checkpoint(tiny_run / "checkpoints" / "best.pt")
     assert (state["epoch"], state["step"]) == (best["epoch"], best["step"])
@@ -206,7 +208,7 @@ def test_ablation_grid_is_resumable_and_tabulated(tiny_dataset, tmp_path):
     base = experiment_file(tmp_path, tiny_dataset, epochs=1)
     grid = {"base": str(base), "reference": "MDAF-Full", "seeds": [0, 1],
             "models": [{"label": "MDAF-Full", "model": TINY_MODEL},
-                       {"label": "DNN", "model": {"base": "configs/model/dnn.yaml", "hidden": [32]},
+                       {"label": "DNN", "model": {"base": "configs/model/dnn.yaml", "mlp": {"hidden": [32]}},
                         "train": {"label_smoothing": 0.0}}]}
     (tmp_path / "grid.yaml").write_text(yaml.safe_dump(grid))
     cfg = load_ablation(tmp_path / "grid.yaml")

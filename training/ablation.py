@@ -23,6 +23,7 @@ from common.atomic import atomic_write_bytes
 from common.config import from_dict, load_yaml
 from common.errors import MDAFError
 from training.config import load_experiment, merge, repo_path, resolve_section
+from training.records import RunSummary, read_summary
 from training.run import run_experiment
 
 log = logging.getLogger(__name__)
@@ -81,21 +82,22 @@ def run_grid(cfg: AblationConfig, results: Path, overrides: dict[str, Any], labe
             run_experiment(exp, f"{slug(entry.label)}/seed{seed}", results, resume=run_dir.exists())
 
 
-def _finished(run_dir: Path) -> bool:
+def _finished(run_dir: Path) -> RunSummary | None:
+    """The run's summary when it finished, else None."""
     try:
-        return json.loads((run_dir / "summary.json").read_text()).get("finished") is True
-    except (OSError, ValueError):
-        return False
+        return read_summary(run_dir / "summary.json")
+    except MDAFError:
+        return None
 
 
-def collect(cfg: AblationConfig, results: Path) -> dict[str, dict[int, dict]]:
-    """label -> seed -> summary.json of every finished run of the grid."""
-    found: dict[str, dict[int, dict]] = {}
+def collect(cfg: AblationConfig, results: Path) -> dict[str, dict[int, RunSummary]]:
+    """label -> seed -> summary of every finished run of the grid."""
+    found: dict[str, dict[int, RunSummary]] = {}
     for entry in cfg.models:
         for seed in cfg.seeds:
-            run_dir = results / slug(entry.label) / f"seed{seed}"
-            if _finished(run_dir):
-                found.setdefault(entry.label, {})[seed] = json.loads((run_dir / "summary.json").read_text())
+            summary = _finished(results / slug(entry.label) / f"seed{seed}")
+            if summary is not None:
+                found.setdefault(entry.label, {})[seed] = summary
     return found
 
 
@@ -107,7 +109,7 @@ def paired_test(ours: list[float], ref: list[float]) -> tuple[float, float]:
     return float(d.mean()), float(stats.ttest_rel(ours, ref).pvalue)
 
 
-def table_rows(cfg: AblationConfig, found: dict[str, dict[int, dict]]) -> list[dict[str, Any]]:
+def table_rows(cfg: AblationConfig, found: dict[str, dict[int, RunSummary]]) -> list[dict[str, Any]]:
     """One row per model with finished runs: AUC and logloss mean/std over seeds, and the paired
     difference to the reference over the seeds both finished."""
     ref = found.get(cfg.reference, {})
@@ -117,21 +119,21 @@ def table_rows(cfg: AblationConfig, found: dict[str, dict[int, dict]]) -> list[d
         if not runs:
             continue
         seeds = sorted(runs)
-        auc = np.array([runs[s]["test"]["auc"] for s in seeds])
-        ll = np.array([runs[s]["test"]["logloss"] for s in seeds])
+        auc = np.array([runs[s].test.auc for s in seeds])
+        ll = np.array([runs[s].test.logloss for s in seeds])
         shared = [s for s in seeds if s in ref]
-        diff, p = paired_test([runs[s]["test"]["auc"] for s in shared], [ref[s]["test"]["auc"] for s in shared])
-        wins = sum(runs[s]["test"]["auc"] > ref[s]["test"]["auc"] for s in shared)
+        diff, p = paired_test([runs[s].test.auc for s in shared], [ref[s].test.auc for s in shared])
+        wins = sum(runs[s].test.auc > ref[s].test.auc for s in shared)
         rows.append({
-            "label": entry.label, "model": runs[seeds[0]]["model"]["name"], "seeds": len(seeds),
+            "label": entry.label, "model": runs[seeds[0]].model.name, "seeds": len(seeds),
             "auc_mean": float(auc.mean()), "auc_std": float(auc.std(ddof=1)) if len(auc) > 1 else math.nan,
             "logloss_mean": float(ll.mean()), "logloss_std": float(ll.std(ddof=1)) if len(ll) > 1 else math.nan,
             "diff_vs_ref": diff if entry.label != cfg.reference else 0.0,
             "p_value": p if entry.label != cfg.reference else math.nan,
             "wins_vs_ref": f"{wins}/{len(shared)}" if entry.label != cfg.reference else "",
-            "params": runs[seeds[0]]["model"]["params"],
-            "seconds_per_epoch": float(np.mean([runs[s]["efficiency"]["seconds_per_epoch"] for s in seeds])),
-            "best_epoch_mean": float(np.mean([runs[s]["train"]["best_epoch"] for s in seeds])),
+            "params": runs[seeds[0]].model.params,
+            "seconds_per_epoch": float(np.mean([runs[s].efficiency.seconds_per_epoch for s in seeds])),
+            "best_epoch_mean": float(np.mean([runs[s].train.best_epoch for s in seeds])),
         })
     return sorted(rows, key=lambda r: -r["auc_mean"])
 
@@ -154,20 +156,19 @@ def markdown_table(rows: list[dict[str, Any]], reference: str) -> str:
     return head + "\n".join(lines) + "\n"
 
 
-def summary_markdown(cfg: AblationConfig, rows: list[dict[str, Any]], found: dict[str, dict[int, dict]],
+def summary_markdown(cfg: AblationConfig, rows: list[dict[str, Any]], found: dict[str, dict[int, RunSummary]],
                      command: str) -> str:
     """docs/baseline_results_summary.md: the table, the data and recipe it came from, and the oracle."""
-    any_run = next(iter(next(iter(found.values())).values()))
-    data, recipe_seconds = any_run["data"], sum(
-        r["efficiency"]["total_seconds"] for runs in found.values() for r in runs.values())
+    data = next(iter(next(iter(found.values())).values())).data
+    recipe_seconds = sum(r.efficiency.total_seconds for runs in found.values() for r in runs.values())
     ref = next((r for r in rows if r["label"] == cfg.reference), None)
     out = ["# Baseline results (generated by experiments/run_ablations.py; do not edit by hand)", "",
            f"Command: `{command}`", "",
-           f"Data: {data['source']} at `{data['dir']}`: {data['rows']['train']:,} train, {data['rows']['val']:,} "
-           f"validation and {data['rows']['test']:,} test impressions (split by day), click rate "
-           f"{data['ctr']['test']:.4f} on test; history windows of L = {data['seq_len']}.", ""]
-    if data.get("oracle"):
-        o = data["oracle"]["test"]
+           f"Data: {data.source} at `{data.dir}`: {data.rows['train']:,} train, {data.rows['val']:,} "
+           f"validation and {data.rows['test']:,} test impressions (split by day), click rate "
+           f"{data.ctr['test']:.4f} on test; history windows of L = {data.seq_len}.", ""]
+    if data.oracle:
+        o = data.oracle["test"]
         out += [f"Synthetic data: the true click probabilities score test AUC **{o['auc']:.4f}** "
                 f"(logloss {o['logloss']:.4f}), the best any model can reach."]
         if ref:

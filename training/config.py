@@ -19,7 +19,6 @@ from common.config import from_dict, load_yaml
 from common.errors import MDAFError
 from models.losses import AUX_LOSSES
 from training.device import DEVICES
-from training.report.criteria import CriteriaConfig
 
 AUX_LOSS_CHOICES = ("auto", *AUX_LOSSES)
 
@@ -107,6 +106,22 @@ class DataConfig:
     prep_config: str | None = None
     synthetic: dict[str, Any] = field(default_factory=dict)
     min_count: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class CriteriaConfig:
+    """Thresholds for the report's success criteria (defaults from the project's own report)."""
+
+    train_auc_range: list[float] = field(default_factory=lambda: [0.60, 0.70])
+    min_val_auc: float = 0.60
+    max_gap: float = 0.08
+    min_pred_std: float = 0.001
+
+    def __post_init__(self) -> None:
+        bounds = self.train_auc_range
+        if len(bounds) != 2 or not bounds[0] <= bounds[1]:
+            raise MDAFError(f"criteria.train_auc_range: expected [low, high] with low <= high, "
+                            f"got {bounds}")
 
 
 @dataclass

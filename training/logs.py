@@ -43,8 +43,8 @@ class RunRecorder:
 
             self.writer = SummaryWriter(str(run_dir / "tensorboard"))
 
-    def record(self, kind: str, **values: Any) -> None:
-        """Append {"kind": kind, **values} to metrics.jsonl."""
+    def record(self, kind: str, values: dict[str, Any]) -> None:
+        """Append {"kind": kind, **values} (a record of training/records.py as JSON) to metrics.jsonl."""
         if self.active:
             with open(self.path, "a") as fh:
                 fh.write(json.dumps({"kind": kind, **values}) + "\n")

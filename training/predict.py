@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 import yaml
 
+from common.atomic import atomic_write_parquet
 from common.errors import MDAFError
 from data_prep.config import load_prep_config
 from data_prep.dataset import ProcessedDataset
@@ -19,13 +20,11 @@ from data_prep.prepare import prepare_copy
 from data_prep.samples import SPLITS
 from data_prep.vocab import with_min_count
 from models.registry import build_model
-from training.checkpoint import load_checkpoint
+from training.checkpoint import check_same_data, load_checkpoint
 from training.device import resolve_device
 from training.calibration import CALIBRATION_FILE, Calibration, sigmoid
 from training.metrics import split_metrics
-from training.run import history_timeline
-from training.scoring import score_split
-from training.trainer import check_same_data
+from training.scoring import history_timeline, score_split
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +100,6 @@ def predict(run_dir: str | Path, splits: list[str], checkpoint: str = "best", ra
     if not frames:
         raise MDAFError(f"{dataset.root}: splits {splits} hold no samples; nothing to score")
     path = Path(out) if out else run_dir / "predictions.parquet"
-    tmp = path.with_name(f".{path.name}.tmp")
-    pl.concat(frames, how="diagonal").write_parquet(tmp)
-    tmp.replace(path)
+    atomic_write_parquet(pl.concat(frames, how="diagonal"), path)
     log.info("wrote %s", path)
     return path

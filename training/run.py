@@ -21,21 +21,26 @@ import polars as pl
 import torch
 import yaml
 
-from common.atomic import atomic_write_bytes
+from common.atomic import atomic_write_bytes, atomic_write_parquet
 from common.errors import MDAFError, exit_status
 from common.memory import PeakMemory
 from data_prep.dataset import ProcessedDataset
+from data_prep.samples import SPLITS
 from data_prep.vocab import with_min_count
 from models.registry import build_model
 from training import distributed
-from training.config import RESUME_FREE_KEYS, ExperimentConfig, load_experiment
+from training.checkpoint import check_resumable, load_checkpoint
+from training.config import ExperimentConfig, load_experiment
 from training.data import open_dataset
 from training.device import DEVICES, resolve_device
-from training.logs import setup_logging
+from training.logs import RunRecorder, setup_logging
 from training.calibration import CALIBRATION_FILE, Calibration, fit_platt, sigmoid
 from training.metrics import oracle_metrics, split_metrics
+from training.records import (DataSummary, Efficiency, MetricsOnTest, ModelSummary, RunSummary, TrainSummary,
+                              as_json)
 from training.report import write_report
 from training.run_lock import locked_run_dir
+from training.scoring import history_timeline
 from training.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -74,12 +79,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def history_timeline(model_cfg: dict[str, Any], meta: dict) -> str | None:
-    """The timeline whose window lengths go into the predictions: the model's, else the first."""
-    name = model_cfg.get("timeline") or (model_cfg.get("sequence") or {}).get("timeline")
-    return name if name in meta["timelines"] else next(iter(meta["timelines"]), None)
-
-
 def resolved_config(cfg: ExperimentConfig, run_name: str, dataset: ProcessedDataset) -> dict[str, Any]:
     out = dataclasses.asdict(cfg)
     out["run_name"] = run_name
@@ -87,42 +86,25 @@ def resolved_config(cfg: ExperimentConfig, run_name: str, dataset: ProcessedData
     return out
 
 
-def check_resumable(run_dir: Path, config: dict[str, Any]) -> None:
-    """A resumed run must compute the same thing: same config but for RESUME_FREE_KEYS."""
-    path = run_dir / "config.yaml"
-    if not path.is_file():
-        return
-    theirs = yaml.safe_load(path.read_text())
-    mine = json.loads(json.dumps(config))
-    diff = sorted(f"{section}.{k}" for section in ("model", "train", "data") for k in
-                  set(theirs.get(section, {})) | set(mine.get(section, {}))
-                  if k not in RESUME_FREE_KEYS and theirs.get(section, {}).get(k) != mine.get(section, {}).get(k))
-    if diff:
-        raise MDAFError(f"{path}: this run was started with other values of {diff}; resume it with the same "
-                        "config and data, or choose another --run-name")
-
-
-def data_summary(dataset: ProcessedDataset, seq_len: int) -> dict[str, Any]:
-    splits = {name: dataset.split(name) for name in ("train", "val", "test")}
+def data_summary(dataset: ProcessedDataset, seq_len: int) -> DataSummary:
+    splits = {name: dataset.split(name) for name in SPLITS}
     oracle = None
     if all(t.oracle_p is not None for t in splits.values()):
         oracle = {name: oracle_metrics(splits[name].label, splits[name].oracle_p) for name in ("val", "test")}
-    return {"dir": str(dataset.root), "source": dataset.meta.get("source"), "synthetic": bool(dataset.meta.get("synthetic")),
-            "rows": {k: len(t) for k, t in splits.items()},
-            "ctr": {k: float(t.label.mean()) if len(t) else float("nan") for k, t in splits.items()},
-            "oracle": oracle, "seq_len": seq_len}
+    return DataSummary(dir=str(dataset.root), source=dataset.meta.get("source"),
+                       synthetic=bool(dataset.meta.get("synthetic")), rows={k: len(t) for k, t in splits.items()},
+                       ctr={k: float(t.label.mean()) if len(t) else float("nan") for k, t in splits.items()},
+                       oracle=oracle, seq_len=seq_len)
 
 
-def write_predictions(path: Path, preds: dict[str, np.ndarray], calibration: Calibration) -> None:
-    """The per-sample columns of `preds` plus p (calibrated) and p_raw (sigma(z)), as a parquet
-    written whole or not at all."""
+def write_predictions(path: Path, preds: dict[str, Any], calibration: Calibration) -> None:
+    """The per-sample columns of `preds` (the model's diagnostic columns last) plus p (calibrated)
+    and p_raw (sigma(z)), as a parquet written whole or not at all."""
     cols = {**preds, "p": calibration(preds["logit"]).astype(np.float32),
             "p_raw": sigmoid(preds["logit"]).astype(np.float32)}
-    order = ["row", "user_id", "label", "logit", "p", "p_raw", "history_length", "oracle_p", "gate_mean"]
-    frame = pl.DataFrame({k: cols[k] for k in order if k in cols})
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.write_parquet(tmp)
-    tmp.replace(path)
+    diagnostic = list(preds["diagnostics"].columns) if "diagnostics" in preds else []
+    order = ["row", "user_id", "label", "logit", "p", "p_raw", "history_length", "oracle_p", *diagnostic]
+    atomic_write_parquet(pl.DataFrame({k: cols[k] for k in order if k in cols}), path)
 
 
 def run_experiment(cfg: ExperimentConfig, run_name: str | None = None, results_dir: str | Path = "results",
@@ -143,30 +125,42 @@ def run_experiment(cfg: ExperimentConfig, run_name: str | None = None, results_d
             setup_logging(run_dir, ctx.is_main)
             dataset = open_dataset(cfg.data, ctx)
             fingerprint = dataset.fingerprint()  # reads every split: a damaged one fails now, not after training
-            config = resolved_config(cfg, run_name, dataset)
+            config = json.loads(json.dumps(resolved_config(cfg, run_name, dataset)))  # as config.yaml holds it
+            last = run_dir / "checkpoints" / "last.pt"
+            state = load_checkpoint(last) if resume and last.is_file() else None
+            if state is not None:
+                check_resumable(state, config, ctx.world_size, fingerprint, last, dataset.root)
+            elif resume:
+                log.info("--resume: no %s yet, starting from the beginning", last)
             if ctx.is_main:
-                if resume:
-                    check_resumable(run_dir, config)
                 atomic_write_bytes(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False).encode())
             seed_everything(train.seed)
             model = build_model(cfg.model, with_min_count(dataset.meta, cfg.data.min_count))
             params = sum(p.numel() for p in model.parameters())
             log.info("run %s: model %s (%s parameters) on %s, %d process(es), data %s", run_name, cfg.model["name"],
                      f"{params:,}", device, ctx.world_size, dataset.root)
-            trainer = Trainer(model, dataset, fingerprint, train, run_dir, ctx, device,
+            trainer = Trainer(model, dataset, fingerprint, config, train, run_dir, ctx, device,
                               history_timeline(cfg.model, dataset.meta))
-            fit = trainer.fit(resume=resume)
+            fit = trainer.fit(resume_from=state)
             val = trainer.predict("val")
             calibration = fit_platt(val["logit"], val["label"])
             eval_began = time.perf_counter()
             test = trainer.predict("test")
             eval_rate = len(test["label"]) / (time.perf_counter() - eval_began)
             raw = split_metrics(test["label"], test["logit"], test["user_id"])
-            metrics = split_metrics(test["label"], test["logit"], test["user_id"], calibration)
-            metrics |= {f"{key}_raw": raw[key] for key in ("logloss", "mean_pred", "ece")}
+            metrics = MetricsOnTest(**split_metrics(test["label"], test["logit"], test["user_id"], calibration),
+                                 **{f"{key}_raw": raw[key] for key in ("logloss", "mean_pred", "ece")})
+            summary = RunSummary(
+                run_name=run_name, label=cfg.label or cfg.model["name"], experiment=cfg.experiment,
+                model=ModelSummary(cfg.model["name"], params), data=data_summary(dataset, train.seq_len),
+                train=TrainSummary(fit.epochs_run, fit.best_epoch, fit.best_step, fit.stop_reason, fit.best_val_auc,
+                                   train.seed),
+                test=metrics, calibration=calibration.to_dict(),
+                efficiency=Efficiency(fit.seconds_per_epoch, fit.train_samples_per_s, eval_rate, peak.mb(), params,
+                                      str(device), ctx.world_size, time.perf_counter() - began),
+                diagnostics=test["diagnostics"].result() if "diagnostics" in test else {})
             if ctx.is_main:
-                _finish(run_dir, cfg, run_name, dataset, trainer, fit, test, metrics, calibration, params, device,
-                        ctx.world_size, eval_rate, time.perf_counter() - began, Path(results_dir), peak.mb())
+                _finish(run_dir, summary, test, calibration, trainer.recorder, Path(results_dir))
             distributed.barrier()
     finally:
         distributed.shutdown()
@@ -195,37 +189,17 @@ def owned_run_dir(run_dir: Path, ctx: distributed.Dist, resume: bool) -> Iterato
         yield
 
 
-def _finish(run_dir, cfg, run_name, dataset, trainer, fit, test, metrics, calibration, params, device, world_size,
-            eval_rate, seconds, results_dir, peak_mb) -> None:
-    """Rank 0: test record, calibration, predictions, summary.json, report."""
-    train = cfg.train
-    trainer.recorder.record("test", **metrics)
+def _finish(run_dir: Path, summary: RunSummary, test: dict[str, Any], calibration: Calibration,
+            recorder: RunRecorder, results_dir: Path) -> None:
+    """Rank 0: the test record, calibration, predictions, summary.json and the report."""
+    metrics = summary.test
+    recorder.record("test", as_json(metrics))
     log.info("test: AUC %.4f logloss %.4f (%.4f before calibration) GAUC %.4f mean p %.4f vs click rate %.4f "
-             "(%d samples)", metrics["auc"], metrics["logloss"], metrics["logloss_raw"], metrics["gauc"],
-             metrics["mean_pred"], metrics["ctr"], metrics["n"])
+             "(%d samples)", metrics.auc, metrics.logloss, metrics.logloss_raw, metrics.gauc, metrics.mean_pred,
+             metrics.ctr, metrics.n)
     atomic_write_bytes(run_dir / CALIBRATION_FILE, json.dumps(calibration.to_dict(), indent=2).encode())
     write_predictions(run_dir / "test_predictions.parquet", test, calibration)
-    gate = None
-    if "gate_hist" in test:
-        mean = float(test["gate_dim_mean"].mean())
-        gate = {"mean": mean, "std": float(np.sqrt(max(test["gate_sq_mean"] - mean**2, 0.0))),
-                "hist_edges": np.linspace(0, 1, len(test["gate_hist"]) + 1).tolist(),
-                "hist_counts": test["gate_hist"].astype(int).tolist(), "dim_means": test["gate_dim_mean"].tolist()}
-    summary = {
-        "run_name": run_name, "label": cfg.label or cfg.model["name"], "experiment": cfg.experiment,
-        "model": {"name": cfg.model["name"], "params": params},
-        "data": data_summary(dataset, train.seq_len),
-        "train": {"epochs_run": fit.epochs_run, "best_epoch": fit.best_epoch, "best_step": fit.best_step,
-                  "stop_reason": fit.stop_reason, "best_val_auc": fit.best_val_auc, "seed": train.seed},
-        "test": metrics,
-        "calibration": calibration.to_dict(),
-        "efficiency": {"seconds_per_epoch": fit.seconds_per_epoch, "train_samples_per_s": fit.train_samples_per_s,
-                       "eval_samples_per_s": eval_rate, "peak_memory_mb": peak_mb, "params": params,
-                       "device": str(device), "world_size": world_size, "total_seconds": seconds},
-        "gate": gate,
-        "finished": True,
-    }
-    atomic_write_bytes(run_dir / "summary.json", json.dumps(summary, indent=2).encode())
+    atomic_write_bytes(run_dir / "summary.json", json.dumps(as_json(summary), indent=2).encode())
     write_report(run_dir, results_dir)
     log.info("wrote %s (report.md, report.txt, plots)", run_dir)
 

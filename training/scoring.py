@@ -7,6 +7,7 @@ rank order (training/distributed.py), so every rank ends with the whole split, i
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import numpy as np
 import torch
@@ -14,25 +15,28 @@ from torch import nn
 from tqdm import tqdm
 
 from data_prep.dataset import ProcessedDataset
-from data_prep.loader import BatchLoader
+from data_prep.loader import BatchLoader, batch_key
 from training import distributed
 from training.distributed import Dist
 
-GATE_BINS = 40
+def history_timeline(model_cfg: dict[str, Any], meta: dict) -> str | None:
+    """The timeline whose window lengths go into the predictions: the model's, else the first."""
+    name = model_cfg.get("timeline") or (model_cfg.get("sequence") or {}).get("timeline")
+    return name if name in meta["timelines"] else next(iter(meta["timelines"]), None)
 
 
 def score_split(model: nn.Module, dataset: ProcessedDataset, split: str, seq_len: int, batch_size: int,
                 device: torch.device, timeline: str | None, ctx: Dist = Dist(), bf16: bool = False
-                ) -> dict[str, np.ndarray]:
+                ) -> dict[str, Any]:
     """Predictions on `split`, in its order. Keys: row, user_id, label, logit (float32),
-    history_length (window lengths of `timeline`), oracle_p (synthetic data); for gated models also
-    gate_mean (per-sample mean gate) and, for the whole split, gate_hist (GATE_BINS counts over
-    [0, 1]), gate_dim_mean (H,) and gate_sq_mean (mean of g^2)."""
+    history_length (window lengths of `timeline`), oracle_p (synthetic data), each (N,); and for a
+    model with a `diagnostics()` hook (models/mdaf/gate_diagnostics.py), its per-sample columns
+    and, under "diagnostics", the hook's object with the whole split added."""
     loader = BatchLoader(dataset, split, seq_len, max(1, batch_size // ctx.world_size),
                          rank=ctx.rank, world_size=ctx.world_size)
     cols: dict[str, list[np.ndarray]] = {"user_id": [np.zeros(0, np.int64)], "label": [np.zeros(0, np.int8)],
                                          "logit": [np.zeros(0, np.float32)]}
-    gate_stats = None
+    diagnostics = model.diagnostics() if hasattr(model, "diagnostics") else None
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     was_training = model.training
     model.eval()
@@ -43,24 +47,17 @@ def score_split(model: nn.Module, dataset: ProcessedDataset, split: str, seq_len
             part = {"user_id": batch["user_id"].numpy(), "label": batch["label"].numpy().astype(np.int8),
                     "logit": out.logit.float().cpu().numpy()}
             if timeline is not None:
-                part["history_length"] = batch[f"{timeline}_length"].numpy()
+                part["history_length"] = batch[batch_key(timeline, "length")].numpy()
             if "oracle_p" in batch:
                 part["oracle_p"] = batch["oracle_p"].numpy()
-            if out.gate is not None:
-                gate = out.gate.float()
-                part["gate_mean"] = gate.mean(dim=1).cpu().numpy()
-                stats = (torch.histc(gate, bins=GATE_BINS, min=0.0, max=1.0), gate.sum(dim=0), (gate**2).sum())
-                stats = [x.cpu().double() for x in stats]
-                gate_stats = stats if gate_stats is None else [a + b for a, b in zip(gate_stats, stats)]
+            if diagnostics is not None:
+                part |= diagnostics.add(out)
             for key, value in part.items():
                 cols.setdefault(key, []).append(value)
     model.train(was_training)
-    result = distributed.gather_arrays({k: np.concatenate(v) for k, v in cols.items()})
+    result: dict[str, Any] = distributed.gather_arrays({k: np.concatenate(v) for k, v in cols.items()})
     result["row"] = np.arange(len(result["label"]), dtype=np.int64)
-    if gate_stats is not None:
-        parts = distributed.gather_objects([x.numpy() for x in gate_stats])
-        hist, dim_sum, sq_sum = (sum(p[i] for p in parts) for i in range(3))
-        n = len(result["label"])
-        result["gate_hist"], result["gate_dim_mean"] = hist, dim_sum / n
-        result["gate_sq_mean"] = float(sq_sum) / (n * len(dim_sum))
+    if diagnostics is not None:
+        diagnostics.merge(distributed.gather_objects(diagnostics.state()))
+        result["diagnostics"] = diagnostics
     return result

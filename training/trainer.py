@@ -16,7 +16,7 @@ import contextlib
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,14 +30,15 @@ from data_prep.dataset import ProcessedDataset
 from data_prep.loader import BatchLoader
 from models.losses import model_loss
 from training import distributed
-from training.checkpoint import load_checkpoint, save_checkpoint, set_rng_state, rng_state
-from training.config import RESUME_FREE_KEYS, TrainConfig
+from training.calibration import sigmoid
+from training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from training.config import TrainConfig
 from training.distributed import Dist
 from training.early_stopping import EarlyStopping
 from training.logs import RunRecorder
-from training.calibration import sigmoid
 from training.metrics import auc, logloss, split_metrics
 from training.optim import adamw
+from training.records import EvalRecord, StepRecord, as_json
 from training.regularization import EmbeddingL2
 from training.schedule import warmup_cosine
 from training.scoring import score_split
@@ -61,22 +62,6 @@ class FitResult:
     train_samples_per_s: float
 
 
-def check_same_data(state: dict, fingerprint: dict, path: Path, root: Path) -> None:
-    """Raise unless checkpoint `state` was written for the dataset whose fingerprint
-    (ProcessedDataset.fingerprint) is given: same meta.json, vocabularies and rows."""
-    theirs = state.get("dataset")
-    if theirs == fingerprint:
-        return
-    if theirs is None:
-        what = "it records no dataset (written by an older version)"
-    else:
-        changed = [f"{key} {theirs[key]} -> {fingerprint[key]}" for key in ("rows", "vocab_sizes")
-                   if theirs.get(key) != fingerprint.get(key)]
-        what = "; ".join(changed) or "its meta.json differs"
-    raise MDAFError(f"{path}: written for other data than {root} holds now ({what}); a checkpoint is used only "
-                    "with the data it was trained on: restore that data, or start a new run")
-
-
 class WithoutAuxLogits(nn.Module):
     """The model with its sub-network logits dropped from the output, for DDP when the loss does not
     use them: DDP counts every parameter that reaches an output as used, and would wait forever for
@@ -93,10 +78,10 @@ class WithoutAuxLogits(nn.Module):
 
 
 class Trainer:
-    def __init__(self, model: nn.Module, dataset: ProcessedDataset, fingerprint: dict, cfg: TrainConfig,
-                 run_dir: Path, ctx: Dist, device: torch.device, timeline: str | None):
-        """fingerprint: `dataset.fingerprint()`, stored in every checkpoint; a resume on other data
-        than the run started with is refused."""
+    def __init__(self, model: nn.Module, dataset: ProcessedDataset, fingerprint: dict, config: dict,
+                 cfg: TrainConfig, run_dir: Path, ctx: Dist, device: torch.device, timeline: str | None):
+        """fingerprint: `dataset.fingerprint()`; config: the run's resolved config (config.yaml);
+        both are stored in every checkpoint, for training/checkpoint.py's resume checks."""
         if cfg.batch_size % ctx.world_size:
             raise MDAFError(f"training config: key 'batch_size' ({cfg.batch_size}) must be a multiple of "
                             f"the number of processes ({ctx.world_size})")
@@ -105,7 +90,7 @@ class Trainer:
                 raise MDAFError(f"{dataset.root / 'samples' / (split + '.parquet')}: no samples; training needs "
                                 "train and validation samples (check the split days of the data config)")
         self.cfg, self.ctx, self.device, self.dataset, self.timeline = cfg, ctx, device, dataset, timeline
-        self.fingerprint = fingerprint
+        self.fingerprint, self.config = fingerprint, config
         self.model = model.to(device)
         self.ckpt_dir = run_dir / "checkpoints"
         self.train_loader = BatchLoader(dataset, "train", cfg.seq_len, cfg.batch_size // ctx.world_size,
@@ -132,7 +117,7 @@ class Trainer:
         # progress: the epoch in progress (1-based), batches done in it, optimiser steps in all
         self.epoch, self.position, self.step = 1, 0, 0
         self.partial: dict | None = None  # the train predictions, loss and time since the last evaluation
-        self.history: list[dict] = []
+        self.history: list[EvalRecord] = []
         self.done, self.stop_reason = False, ""
         self.totals = {"seconds": 0.0, "train_seconds": 0.0, "train_samples": 0}
 
@@ -147,11 +132,10 @@ class Trainer:
 
     def _resolve_aux_loss(self) -> str:
         """'auto' -> 'tri_bce' when the model returns sub-network logits, else 'none' (checked on
-        a few validation samples in eval mode, which draws no random numbers)."""
-        loader = BatchLoader(self.dataset, "val", self.cfg.seq_len, 2)
+        two training samples in eval mode, which draws no random numbers)."""
         self.model.eval()
         with torch.no_grad():
-            out = self.model(self._to_device(loader.batch(np.arange(min(2, len(loader.table))))))
+            out = self.model(self._to_device(self.train_loader.batch(np.arange(min(2, len(self.train_loader.table))))))
         self.model.train()
         self._has_aux = bool(out.aux_logits)
         if self.cfg.aux_loss == "auto":
@@ -166,8 +150,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(), "early_stopping": self.stopper.state_dict(),
             "epoch": self.epoch, "position": self.position, "step": self.step, "partial": self.partial,
             "history": self.history, "done": self.done, "stop_reason": self.stop_reason, "totals": self.totals,
-            "train_config": asdict(self.cfg), "world_size": self.ctx.world_size, "rngs": rngs,
-            "dataset": self.fingerprint,
+            "config": self.config, "world_size": self.ctx.world_size, "rngs": rngs, "dataset": self.fingerprint,
         }
 
     def _save_last(self) -> None:
@@ -176,18 +159,8 @@ class Trainer:
             save_checkpoint(self.ckpt_dir / "last.pt", state)
         distributed.barrier()
 
-    def restore(self, path: Path) -> None:
-        """Continue from checkpoint `path` (written by this trainer with the same recipe)."""
-        state = load_checkpoint(path)
-        theirs, ours = state["train_config"], asdict(self.cfg)
-        changed = sorted(k for k in ours if k not in RESUME_FREE_KEYS and theirs.get(k) != ours[k])
-        if changed:
-            raise MDAFError(f"{path}: written with a different training config (keys {changed}); "
-                            "resume with the run's own config, or start a new run")
-        check_same_data(state, self.fingerprint, path, self.dataset.root)
-        if state["world_size"] != self.ctx.world_size:
-            raise MDAFError(f"{path}: written by {state['world_size']} process(es); resume with as many "
-                            f"(this run has {self.ctx.world_size})")
+    def restore(self, state: dict) -> None:
+        """Continue from checkpoint `state` (its compatibility checked by training/checkpoint.py)."""
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -195,17 +168,15 @@ class Trainer:
         for key in ("epoch", "position", "step", "partial", "history", "done", "stop_reason", "totals"):
             setattr(self, key, state[key])
         set_rng_state(state["rngs"][self.ctx.rank])
-        log.info("resumed from %s: epoch %d, batch %d of %d, step %d", path, self.epoch, self.position,
-                 len(self.train_loader), self.step)
+        log.info("resumed: epoch %d, batch %d of %d, step %d", self.epoch, self.position, len(self.train_loader),
+                 self.step)
 
     # ----- training -----
-    def fit(self, resume: bool = False) -> FitResult:
-        """Train until early stopping or the last epoch; the model ends with the best weights."""
-        last = self.ckpt_dir / "last.pt"
-        if resume and last.is_file():
-            self.restore(last)
-        elif resume:
-            log.info("--resume: no %s yet, starting from the beginning", last)
+    def fit(self, resume_from: dict | None = None) -> FitResult:
+        """Train until early stopping or the last epoch (continuing checkpoint `resume_from` if
+        given); the model ends with the best weights."""
+        if resume_from is not None:
+            self.restore(resume_from)
         while not self.done:
             self._train_epoch()
         best = load_checkpoint(self.ckpt_dir / "best.pt")
@@ -213,7 +184,7 @@ class Trainer:
         log.info("training stopped: %s; best evaluation: epoch %d, step %d (val AUC %.4f) restored",
                  self.stop_reason, self.stopper.best_epoch, self.stopper.best_step, self.stopper.best)
         self.recorder.close()
-        epochs = self.history[-1]["progress"]
+        epochs = self.history[-1].progress
         return FitResult(math.ceil(epochs - 1e-9), self.stopper.best_epoch, self.stopper.best_step, self.stopper.best,
                          self.stop_reason, self.totals["seconds"] / epochs,
                          self.totals["train_samples"] * self.ctx.world_size / self.totals["train_seconds"])
@@ -258,8 +229,7 @@ class Trainer:
             if self.step % cfg.log_every == 0:
                 rate = part["count"] * self.ctx.world_size / (part["seconds"] + time.perf_counter() - began)
                 lr, mean_loss = self.scheduler.get_last_lr()[0], loss_since_log / since_log
-                self.recorder.record("step", epoch=self.epoch, step=self.step, lr=lr, loss=mean_loss,
-                                     samples_per_s=rate)
+                self.recorder.record("step", as_json(StepRecord(self.epoch, self.step, lr, mean_loss, rate)))
                 self.recorder.scalars(self.step, **{"loss/train_step": mean_loss, "lr": lr,
                                                     "throughput/samples_per_s": rate})
                 bar.set_postfix(loss=f"{mean_loss:.4f}", samples_s=f"{rate:,.0f}")
@@ -303,25 +273,24 @@ class Trainer:
         self.totals["train_seconds"] += part["seconds"]
         self.totals["train_samples"] += part["count"]
         improved = self.stopper.update(val_m["auc"], self.epoch, self.step)
-        gate_mean = float(val["gate_mean"].mean()) if "gate_mean" in val else None
-        record = {
-            "epoch": self.epoch, "step": self.step, "progress": self.epoch - 1 + self.position / len(self.train_loader),
-            "lr": self.scheduler.get_last_lr()[0], "train_loss": train_loss,
-            "train_logloss": logloss(gathered["label"], sigmoid(gathered["logit"])),
-            "train_auc": train_auc, "val_auc": val_m["auc"],
-            "val_logloss": val_m["logloss"], "val_gauc": val_m["gauc"], "gap": train_auc - val_m["auc"],
-            "status": self.stopper.status(), "seconds": seconds, "samples_per_s": rate, "gate_mean": gate_mean,
-        }
+        diagnostics = ({column: float(val[column].mean()) for column in val["diagnostics"].columns}
+                       if "diagnostics" in val else {})
+        record = EvalRecord(
+            epoch=self.epoch, step=self.step, progress=self.epoch - 1 + self.position / len(self.train_loader),
+            lr=self.scheduler.get_last_lr()[0], train_loss=train_loss,
+            train_logloss=logloss(gathered["label"], sigmoid(gathered["logit"])), train_auc=train_auc,
+            val_auc=val_m["auc"], val_logloss=val_m["logloss"], val_gauc=val_m["gauc"], gap=train_auc - val_m["auc"],
+            status=self.stopper.status(), seconds=seconds, samples_per_s=rate, diagnostics=diagnostics)
         self.history.append(record)
-        self.recorder.record("epoch", **record)
+        self.recorder.record("epoch", as_json(record))
         self.recorder.scalars(self.step, **{
             "auc/train": train_auc, "auc/val": val_m["auc"], "gauc/val": val_m["gauc"], "loss/train": train_loss,
-            "logloss/val": val_m["logloss"], "auc/gap": record["gap"], "gate/mean": gate_mean,
-            "throughput/epoch_samples_per_s": rate})
+            "logloss/val": val_m["logloss"], "auc/gap": record.gap, "throughput/epoch_samples_per_s": rate,
+            **{f"diagnostics/{name}": value for name, value in diagnostics.items()}})
         where = f"epoch {self.epoch}" if end_of_epoch else f"epoch {self.epoch} step {self.step}"
         log.info("%s: lr %.2e  train loss %.4f AUC %.4f | val AUC %.4f logloss %.4f GAUC %.4f | gap %+.4f"
-                 " | %s | %.0f s, %.0f samples/s", where, record["lr"], train_loss, train_auc, val_m["auc"],
-                 val_m["logloss"], val_m["gauc"], record["gap"], record["status"], seconds, rate)
+                 " | %s | %.0f s, %.0f samples/s", where, record.lr, train_loss, train_auc, val_m["auc"],
+                 val_m["logloss"], val_m["gauc"], record.gap, record.status, seconds, rate)
         if improved and self.ctx.is_main:
             save_checkpoint(self.ckpt_dir / "best.pt", {"model": self.model.state_dict(), "epoch": self.epoch,
                                                         "step": self.step, "val_auc": val_m["auc"],

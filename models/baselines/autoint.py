@@ -8,8 +8,8 @@ from torch import nn
 
 from common.errors import MDAFError
 from models.layers.config import EmbeddingConfig
-from models.layers.history_pooling import FieldInputs
-from models.layers.mlp import MLP
+from models.layers.field_inputs import FieldInputs
+from models.layers.mlp import MLPConfig
 from models.output import ModelOutput
 
 
@@ -43,7 +43,7 @@ class AutoIntPlusConfig:
     match_features: its match statistics with the candidate as dense inputs of the DNN.
     Every field has width embedding.dim (per-space `dims` are refused: attention needs one width).
     attention_layers, heads, head_dim, attention_dropout, scale: the interacting layers;
-    hidden, dropout, activation, batch_norm: the parallel DNN."""
+    dnn: the parallel DNN (models.layers.mlp.MLPConfig)."""
 
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
     fields: list[str] | None = None
@@ -54,11 +54,7 @@ class AutoIntPlusConfig:
     head_dim: int = 16
     attention_dropout: float = 0.0
     scale: bool = False
-    hidden: list[int] = field(default_factory=lambda: [1024, 512, 256])
-    dropout: float = 0.1
-    activation: str = "relu"
-    batch_norm: bool = False
-
+    dnn: MLPConfig = field(default_factory=MLPConfig)
 
 class AutoIntPlus(nn.Module):
     """logit = w^T [e_1'; ...; e_F'] + DNN([e_1; ...; e_F]), e' after the interacting layers.
@@ -84,7 +80,7 @@ class AutoIntPlus(nn.Module):
         ))
         out_width = width if cfg.attention_layers else cfg.embedding.dim
         self.attention_head = nn.Linear(self.inputs.n_fields * out_width, 1)
-        self.dnn = MLP(self.inputs.width, cfg.hidden, 1, cfg.dropout, cfg.activation, cfg.batch_norm)
+        self.dnn = cfg.dnn.build(self.inputs.width)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> ModelOutput:
         e = self.inputs(batch)  # (B, F, d)

@@ -27,11 +27,12 @@ import torch
 from torch import nn
 
 from common.errors import MDAFError
+from data_prep.loader import batch_key
 from models.layers.config import EmbeddingConfig, sequence_embedding
 from models.layers.embedding import FeatureEmbedding, StaticFields, field_spaces
 from models.layers.history import MAX_TIME_GAP_DAYS, HistoryTokens, history_spaces, n_time_buckets, time_gap_bucket
 from models.layers.match import MatchFeatures
-from models.layers.mlp import ACTIVATIONS, MLP
+from models.layers.mlp import MLPConfig
 from models.layers.feed_forward import FFN_ACTIVATIONS
 from models.layers.transformer import TransformerEncoder
 from models.output import ModelOutput
@@ -48,7 +49,7 @@ class BSTConfig:
     dropout: inside the transformer.
     causal: causal attention instead of full (see the module doc).
     max_time_gap_days: gaps beyond this share the last time bucket.
-    mlp, mlp_activation, mlp_dropout: the MLP on [target output; static fields].
+    mlp: the MLP on [target output; static fields] (models.layers.mlp.MLPConfig).
     match_features: each history token also gets W_m m_t, its match indicators with the
         candidate, and the MLP the window's match statistics (models/layers/match.py).
     """
@@ -64,9 +65,7 @@ class BSTConfig:
     dropout: float = 0.1
     causal: bool = False
     max_time_gap_days: float = MAX_TIME_GAP_DAYS
-    mlp: list[int] = field(default_factory=lambda: [1024, 512, 256])
-    mlp_activation: str = "relu"
-    mlp_dropout: float = 0.3
+    mlp: MLPConfig = field(default_factory=lambda: MLPConfig(hidden=[1024, 512, 256], dropout=0.3))
     match_features: bool = False
 
 
@@ -76,7 +75,7 @@ def check_config(cfg: BSTConfig) -> None:
     if cfg.n_heads < 1 or cfg.hidden % cfg.n_heads:
         raise MDAFError(f"{where}: key 'hidden' ({cfg.hidden}) must be a multiple of 'n_heads' ({cfg.n_heads})")
     for key, value, allowed in (
-        ("ffn_activation", cfg.ffn_activation, FFN_ACTIVATIONS), ("mlp_activation", cfg.mlp_activation, ACTIVATIONS)
+        ("ffn_activation", cfg.ffn_activation, FFN_ACTIVATIONS),
     ):
         if value not in allowed:
             raise MDAFError(f"{where}: key {key!r} is {value!r}; expected one of {sorted(allowed)}")
@@ -105,11 +104,11 @@ class BST(nn.Module):
         self.matches = MatchFeatures(meta, cfg.timeline) if cfg.match_features else None
         self.match = nn.Linear(self.matches.n_fields, cfg.hidden, bias=False) if self.matches else None
         n_statistics = self.matches.n_statistics if self.matches else 0
-        self.mlp = MLP(cfg.hidden + self.static.width + n_statistics, cfg.mlp, 1, cfg.mlp_dropout, cfg.mlp_activation)
+        self.mlp = cfg.mlp.build(cfg.hidden + self.static.width + n_statistics)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> ModelOutput:
         tokens, query, mask = self.tokens(batch)  # (B, L, W), (B, W), (B, L)
-        gap = batch[f"{self.tokens.timeline}_time_gap"]  # (B, L) seconds
+        gap = batch[batch_key(self.tokens.timeline, "time_gap")]  # (B, L) seconds
         bucket = time_gap_bucket(gap, mask, self.n_buckets)  # (B, L), 0 at pads
         target = bucket.new_full((bucket.shape[0], 1), self.n_buckets)  # (B, 1)
         x = self.project(torch.cat([tokens, query[:, None]], dim=1))  # (B, L+1, H)

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from models.layers.config import EmbeddingConfig
-from models.layers.history_pooling import FieldInputs
-from models.mdaf.dcnv3 import DCNv3
+from models.layers.field_inputs import FieldInputs
+from models.layers.dcnv3 import DCNv3, DCNv3Config
 from models.output import ModelOutput
 
 
@@ -16,33 +16,26 @@ from models.output import ModelOutput
 class DCNv3ModelConfig:
     """fields: static fields (None = all); timeline: mean-pooled into extra fields (None = off);
     match_features: its match statistics with the candidate as dense inputs (FieldInputs);
-    the rest: models.mdaf.dcnv3.DCNv3."""
+    dcnv3: the network (models.layers.dcnv3.DCNv3Config)."""
 
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
     fields: list[str] | None = None
     timeline: str | None = "behavior"
     match_features: bool = False
-    ecn_layers: int = 3
-    lcn_layers: int = 4
-    ecn_dropout: float = 0.1
-    lcn_dropout: float = 0.3
-    layer_norm: bool = True
-
+    dcnv3: DCNv3Config = field(default_factory=DCNv3Config)
 
 class DCNv3Model(nn.Module):
     """logit = (logit_ECN(x_1) + logit_LCN(x_1)) / 2, x_1 the concatenated field embeddings.
 
     Source: Li et al. 2024, "DCNv3: Towards Next Generation Deep Cross Network for CTR Prediction"
-    (equations in models/mdaf/dcnv3.py). The two heads are returned as aux_logits {"ecn", "lcn"}
+    (equations in models/layers/dcnv3.py). The two heads are returned as aux_logits {"ecn", "lcn"}
     so the Tri-BCE loss (models/losses.py) can supervise each network.
     """
 
     def __init__(self, cfg: DCNv3ModelConfig, meta: dict):
         super().__init__()
         self.inputs = FieldInputs(meta, cfg.embedding, cfg.fields, cfg.timeline, cfg.match_features)
-        self.dcn = DCNv3(
-            self.inputs.width, cfg.ecn_layers, cfg.lcn_layers, cfg.ecn_dropout, cfg.lcn_dropout, cfg.layer_norm
-        )
+        self.dcn = DCNv3(self.inputs.width, cfg.dcnv3)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> ModelOutput:
         out = self.dcn(self.inputs.flat(batch))  # x_1: (B, D)

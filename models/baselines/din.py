@@ -31,7 +31,7 @@ from models.layers.config import EmbeddingConfig, sequence_embedding
 from models.layers.embedding import FeatureEmbedding, StaticFields, field_spaces
 from models.layers.history import HistoryTokens, history_spaces
 from models.layers.match import MatchFeatures
-from models.layers.mlp import ACTIVATIONS, MLP
+from models.layers.mlp import MLPConfig
 from models.output import ModelOutput
 
 
@@ -40,10 +40,8 @@ class DINConfig:
     """timeline: which timeline is the user's behaviour history.
     embedding: widths of every table (history, candidate and static fields share them).
     fields: static fields for the MLP; None for all.
-    attention: hidden widths of the activation unit (the paper: 80, 40).
-    mlp: hidden widths of the final MLP (the paper: 200, 80).
-    activation: of both MLPs, one of models.layers.mlp.ACTIVATIONS.
-    dropout: after each hidden layer of the final MLP.
+    attention: the activation unit's MLP (the paper: 80, 40; no dropout).
+    mlp: the final MLP (the paper: 200, 80).
     match_features: each behaviour's match indicators with the candidate enter the activation
         unit, and the window's match statistics the final MLP (models/layers/match.py).
     """
@@ -51,10 +49,8 @@ class DINConfig:
     timeline: str = "behavior"
     embedding: EmbeddingConfig = field(default_factory=sequence_embedding)
     fields: list[str] | None = None
-    attention: list[int] = field(default_factory=lambda: [80, 40])
-    mlp: list[int] = field(default_factory=lambda: [200, 80])
-    activation: str = "prelu"
-    dropout: float = 0.3
+    attention: MLPConfig = field(default_factory=lambda: MLPConfig(hidden=[80, 40], dropout=0.0, activation="prelu"))
+    mlp: MLPConfig = field(default_factory=lambda: MLPConfig(hidden=[200, 80], dropout=0.3, activation="prelu"))
     match_features: bool = False
 
 
@@ -66,9 +62,9 @@ class ActivationUnit(nn.Module):
     indicators) joins the unit's input [q; k; q - k; q * k].
     """
 
-    def __init__(self, width: int, hidden: list[int], activation: str, extra: int = 0):
+    def __init__(self, width: int, cfg: MLPConfig, extra: int = 0):
         super().__init__()
-        self.mlp = MLP(4 * width + extra, hidden, 1, 0.0, activation)
+        self.mlp = cfg.build(4 * width + extra)
 
     def forward(
         self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor, extra: torch.Tensor | None = None
@@ -85,10 +81,6 @@ class DIN(nn.Module):
 
     def __init__(self, cfg: DINConfig, meta: dict):
         super().__init__()
-        if cfg.activation not in ACTIVATIONS:
-            raise MDAFError(
-                f"model config (din): key 'activation' is {cfg.activation!r}; expected one of {sorted(ACTIVATIONS)}"
-            )
         statics = field_spaces(meta, cfg.fields)
         spaces = [*history_spaces(meta, cfg.timeline).values(), *statics.values()]
         embedding = FeatureEmbedding(meta["vocab_sizes"], spaces, cfg.embedding.dim, cfg.embedding.dims)
@@ -96,9 +88,8 @@ class DIN(nn.Module):
         self.static = StaticFields(embedding, statics)
         self.matches = MatchFeatures(meta, cfg.timeline) if cfg.match_features else None
         n_indicators, n_statistics = (self.matches.n_fields, self.matches.n_statistics) if self.matches else (0, 0)
-        self.attention = ActivationUnit(self.tokens.width, cfg.attention, cfg.activation, n_indicators)
-        self.mlp = MLP(2 * self.tokens.width + self.static.width + n_statistics, cfg.mlp, 1, cfg.dropout,
-                       cfg.activation)
+        self.attention = ActivationUnit(self.tokens.width, cfg.attention, n_indicators)
+        self.mlp = cfg.mlp.build(2 * self.tokens.width + self.static.width + n_statistics)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> ModelOutput:
         tokens, query, mask = self.tokens(batch)  # (B, L, W), (B, W), (B, L)

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from models.layers.config import EmbeddingConfig
-from models.layers.history_pooling import FieldInputs
-from models.layers.mlp import MLP
+from models.layers.field_inputs import FieldInputs
+from models.layers.mlp import MLPConfig
 from models.output import ModelOutput
 
 
@@ -16,17 +16,13 @@ from models.output import ModelOutput
 class DNNConfig:
     """fields: static fields (None = all); timeline: mean-pooled into extra fields (None = off);
     match_features: its match statistics with the candidate as dense inputs (FieldInputs);
-    hidden, dropout, activation, batch_norm: the MLP's (models.layers.mlp.MLP)."""
+    mlp: the MLP (models.layers.mlp.MLPConfig)."""
 
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
     fields: list[str] | None = None
     timeline: str | None = "behavior"
     match_features: bool = False
-    hidden: list[int] = field(default_factory=lambda: [1024, 512, 256])
-    dropout: float = 0.1
-    activation: str = "relu"
-    batch_norm: bool = False
-
+    mlp: MLPConfig = field(default_factory=MLPConfig)
 
 class DNN(nn.Module):
     """logit = MLP([e_1; ...; e_F]) with e_f the field embeddings.
@@ -39,7 +35,7 @@ class DNN(nn.Module):
     def __init__(self, cfg: DNNConfig, meta: dict):
         super().__init__()
         self.inputs = FieldInputs(meta, cfg.embedding, cfg.fields, cfg.timeline, cfg.match_features)
-        self.mlp = MLP(self.inputs.width, cfg.hidden, 1, cfg.dropout, cfg.activation, cfg.batch_norm)
+        self.mlp = cfg.mlp.build(self.inputs.width)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> ModelOutput:
         return ModelOutput(logit=self.mlp(self.inputs.flat(batch)).squeeze(-1))  # (B,)

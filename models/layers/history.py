@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from common.errors import MDAFError
+from data_prep.loader import batch_key
 from models.layers.embedding import FeatureEmbedding
 
 
@@ -52,7 +53,7 @@ class HistoryTokens(nn.Module):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         t = self.timeline
-        tokens = torch.cat([self.embedding(s, batch[f"{t}_{f}"]) for f, s in self.fields.items()], dim=-1)
+        tokens = torch.cat([self.embedding(s, batch[batch_key(t, f)]) for f, s in self.fields.items()], dim=-1)
         parts = []
         for field, space in self.fields.items():
             column = self.candidate[field]
@@ -60,7 +61,7 @@ class HistoryTokens(nn.Module):
                 parts.append(tokens.new_zeros(tokens.shape[0], self.embedding.dims[space]))
             else:
                 parts.append(self.embedding(space, batch[column]))
-        return tokens, torch.cat(parts, dim=-1), batch[f"{t}_mask"]
+        return tokens, torch.cat(parts, dim=-1), batch[batch_key(t, "mask")]
 
 
 MAX_TIME_GAP_DAYS = 32.0  # default: older behaviours share the last time bucket (the windows span 22-30 days)

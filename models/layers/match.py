@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from data_prep.loader import batch_key
 from data_prep.timeline import raw_column
 from data_prep.vocab import MISSING, OOV
 from models.layers.history import MAX_TIME_GAP_DAYS, history_spaces
@@ -53,14 +54,14 @@ class MatchFeatures(nn.Module):
 
     def indicators(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         t = self.timeline
-        mask = batch[f"{t}_mask"]  # (B, L)
+        mask = batch[batch_key(t, "mask")]  # (B, L)
         out = []
         for field, candidate in self.pairs.items():
             if self.raw[field]:
-                hist, cand = batch[f"{t}_{raw_column(field)}"], batch[raw_column(candidate)][:, None]
+                hist, cand = batch[batch_key(t, raw_column(field))], batch[raw_column(candidate)][:, None]
                 known = cand != MISSING
             else:
-                hist, cand = batch[f"{t}_{field}"], batch[candidate][:, None]
+                hist, cand = batch[batch_key(t, field)], batch[candidate][:, None]
                 known = cand > OOV
             out.append((hist == cand) & known & mask)
         return torch.stack(out, dim=-1).float()  # (B, L, n_fields)
@@ -69,9 +70,9 @@ class MatchFeatures(nn.Module):
         """The window statistics of the module docstring; `indicators` if already computed."""
         t = self.timeline
         m = self.indicators(batch) if indicators is None else indicators  # (B, L, k)
-        real = batch[f"{t}_mask"].float()  # (B, L)
+        real = batch[batch_key(t, "mask")].float()  # (B, L)
         n = real.sum(dim=1, keepdim=True)  # (B, 1)
-        hours = batch[f"{t}_time_gap"].float() / 3600.0  # (B, L)
+        hours = batch[batch_key(t, "time_gap")].float() / 3600.0  # (B, L)
         count = m.sum(dim=1)  # (B, k)
         newest = torch.where(m > 0, hours[..., None], torch.full_like(m, NO_MATCH_HOURS)).amin(dim=1)
         # positions count back from the newest behaviour (at L-1, windows are left-padded)
@@ -80,7 +81,7 @@ class MatchFeatures(nn.Module):
         parts = [torch.log1p(count), count / n.clamp_min(1.0), torch.log1p(newest), torch.log1p(after)]
         window = [torch.log1p(n)]
         if self.n_types:
-            types = nn.functional.one_hot(batch[f"{t}_{BEHAVIOUR_FIELD}"], self.n_types + 2)[..., 2:].float()  # (B, L, b)
+            types = nn.functional.one_hot(batch[batch_key(t, BEHAVIOUR_FIELD)], self.n_types + 2)[..., 2:].float()  # (B, L, b)
             types = types * real[..., None]
             parts.append(torch.log1p(torch.einsum("nlk,nlt->nkt", m, types).flatten(1)))  # (B, k * b)
             window.append(types.sum(dim=1) / n.clamp_min(1.0))

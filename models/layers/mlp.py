@@ -1,9 +1,32 @@
 """The multi-layer perceptron every model ends in: [Linear -> activation -> dropout] * k (-> Linear)."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from torch import nn
 
+from common.errors import MDAFError
+
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "prelu": nn.PReLU}
+
+
+@dataclass
+class MLPConfig:
+    """hidden: widths of the hidden layers; dropout: after each hidden activation; activation: one
+    of ACTIVATIONS; batch_norm: BatchNorm1d before each activation. The one config of every MLP
+    (a model's head, a DNN part), nested in the models' configs."""
+
+    hidden: list[int] = field(default_factory=lambda: [1024, 512, 256])
+    dropout: float = 0.1
+    activation: str = "relu"
+    batch_norm: bool = False
+
+    def __post_init__(self) -> None:
+        if self.activation not in ACTIVATIONS:
+            raise MDAFError(f"model config: key 'activation' is {self.activation!r}; expected one of {sorted(ACTIVATIONS)}")
+
+    def build(self, in_dim: int, out_dim: int | None = 1) -> "MLP":
+        return MLP(in_dim, self.hidden, out_dim, self.dropout, self.activation, self.batch_norm)
 
 
 class MLP(nn.Sequential):

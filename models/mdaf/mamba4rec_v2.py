@@ -16,7 +16,7 @@ from torch import nn
 from models.layers.config import EmbeddingConfig
 from models.layers.embedding import FeatureEmbedding, StaticFields, field_spaces
 from models.layers.match import MatchFeatures
-from models.layers.mlp import MLP
+from models.layers.mlp import MLPConfig
 from models.mdaf.sequence_branch import SequenceBranch, SequenceConfig
 from models.output import ModelOutput
 
@@ -24,13 +24,12 @@ from models.output import ModelOutput
 @dataclass
 class Mamba4RecV2Config:
     """sequence: the sequential branch.  context_fields: static fields embedded beside it.
-    context_embedding: their widths.  mlp, dropout: the head."""
+    context_embedding: their widths.  mlp: the head (models.layers.mlp.MLPConfig)."""
 
     sequence: SequenceConfig = field(default_factory=SequenceConfig)
     context_fields: list[str] = field(default_factory=lambda: ["item", "cate", "user", "hour", "dow"])
     context_embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
-    mlp: list[int] = field(default_factory=lambda: [256, 128, 64])
-    dropout: float = 0.3
+    mlp: MLPConfig = field(default_factory=lambda: MLPConfig(hidden=[256, 128, 64], dropout=0.3))
     match_statistics: bool = False
 
 
@@ -43,7 +42,7 @@ class Mamba4RecV2(nn.Module):
         self.context = StaticFields(embedding, fields)
         self.matches = MatchFeatures(meta, cfg.sequence.timeline) if cfg.match_statistics else None
         n_statistics = self.matches.n_statistics if self.matches is not None else 0
-        self.mlp = MLP(self.sequence.out_dim + self.context.width + n_statistics, cfg.mlp, 1, cfg.dropout)
+        self.mlp = cfg.mlp.build(self.sequence.out_dim + self.context.width + n_statistics)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> ModelOutput:
         parts = [self.sequence(batch), self.context.flat(batch)]

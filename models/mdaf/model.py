@@ -2,7 +2,7 @@
 
   h_static = LayerNorm(W_s StaticBranch(batch))        DCNv3 | DCNv2 over the static fields
   h_seq    = LayerNorm(W_q SequenceBranch(batch))      Mamba4Rec | transformer | GRU over the history
-  h, g     = GatedFusion(h_static, h_seq)              g * h_seq + (1 - g) * h_static
+  h, g     = GatedFusion(h_static, h_seq)              the gate of models/mdaf/fusion.py
   logit    = MLP([h ; s])                              s: the window's match statistics, with
                                                        `match_statistics` (models/layers/match.py)
 
@@ -13,8 +13,8 @@ scale. Variants by config alone (configs/model/):
   MDAF-Sequential  sequence.encoder: mamba        static.network: none
   MDAF-BST         sequence.encoder: transformer  static.network: dcnv3   fusion: gate
 `fusion: concat` replaces the gate by [h_static ; h_seq]. With one branch there is nothing to fuse
-and the MLP reads that branch alone. The output carries the gate (B, H) and, with DCNv3, its two
-heads' logits for Tri-BCE.
+and the MLP reads that branch alone. The output carries, with DCNv3, its two heads' logits for
+Tri-BCE, and the gate (B, H) for its diagnostics (models/mdaf/gate_diagnostics.py).
 """
 from __future__ import annotations
 
@@ -25,8 +25,9 @@ from torch import nn
 
 from common.errors import MDAFError
 from models.layers.match import MatchFeatures
-from models.layers.mlp import MLP
+from models.layers.mlp import MLPConfig
 from models.mdaf.fusion import GatedFusion
+from models.mdaf.gate_diagnostics import GateDiagnostics
 from models.mdaf.sequence_branch import SequenceBranch, SequenceConfig
 from models.mdaf.static_branch import StaticBranch, StaticConfig
 from models.output import ModelOutput
@@ -38,15 +39,14 @@ FUSIONS = ("gate", "concat")
 class MDAFConfig:
     """sequence, static: the branches ('none' as encoder / network drops one).
     fusion: gate | concat.  hidden: the width H both branches are projected to.
-    mlp, dropout: the head.  match_statistics: the head also reads the match statistics of the
+    mlp: the head (models.layers.mlp.MLPConfig).  match_statistics: the head also reads the match statistics of the
     sequence's timeline (counts, shares and recency of the candidate's item / category / brand)."""
 
     sequence: SequenceConfig = field(default_factory=SequenceConfig)
     static: StaticConfig = field(default_factory=StaticConfig)
     fusion: str = "gate"
     hidden: int = 128
-    mlp: list[int] = field(default_factory=lambda: [256, 128])
-    dropout: float = 0.3
+    mlp: MLPConfig = field(default_factory=lambda: MLPConfig(hidden=[256, 128], dropout=0.3))
     match_statistics: bool = False
 
 
@@ -71,7 +71,7 @@ class MDAF(nn.Module):
         width = 2 * cfg.hidden if both and cfg.fusion == "concat" else cfg.hidden
         self.matches = MatchFeatures(meta, cfg.sequence.timeline) if cfg.match_statistics else None
         width += self.matches.n_statistics if self.matches is not None else 0
-        self.mlp = MLP(width, cfg.mlp, 1, cfg.dropout)
+        self.mlp = cfg.mlp.build(width)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> ModelOutput:
         parts, aux = [], {}
@@ -87,4 +87,9 @@ class MDAF(nn.Module):
             h = torch.cat(parts, dim=-1)
         if self.matches is not None:
             h = torch.cat([h, self.matches.statistics(batch)], dim=-1)
-        return ModelOutput(logit=self.mlp(h).squeeze(-1), aux_logits=aux, gate=gate)
+        return ModelOutput(logit=self.mlp(h).squeeze(-1), aux_logits=aux,
+                           diagnostics={"gate": gate} if gate is not None else {})
+
+    def diagnostics(self) -> GateDiagnostics | None:
+        """What the report shows of this model: its gate, when it fuses two branches with one."""
+        return GateDiagnostics() if self.fusion is not None else None

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from common.errors import MDAFError
+from data_prep.loader import batch_key
 from models.layers.config import EmbeddingConfig, sequence_embedding
 from models.layers.embedding import FeatureEmbedding
 from models.layers.gru import MaskedGRU
@@ -104,7 +105,7 @@ class SequenceBranch(nn.Module):
         tokens, query, mask = self.tokens(batch)  # (B, L, W), (B, W), (B, L)
         x = self.project(tokens)  # (B, L, H)
         if self.time is not None:
-            x = x + self.time(time_gap_bucket(batch[f"{self.tokens.timeline}_time_gap"], mask, self.n_buckets))
+            x = x + self.time(time_gap_bucket(batch[batch_key(self.tokens.timeline, "time_gap")], mask, self.n_buckets))
         if self.match is not None:
             x = x + self.match(self.matches.indicators(batch))  # (B, L, H)
         x = self.norm(self.drop(x))

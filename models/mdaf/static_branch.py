@@ -1,5 +1,5 @@
 """MDAF's static branch: every static field (user profile, candidate ad, context) through a cross
-network, DCNv3 (models/mdaf/dcnv3.py) or DCNv2 (models/mdaf/dcnv2.py).
+network, DCNv3 (models/layers/dcnv3.py) or DCNv2 (models/layers/dcnv2.py).
 
   DCNv3: h = [h_ECN ; h_LCN] (B, 2D), and the two heads' logits for Tri-BCE
   DCNv2: h = DCNv2(x) (B, out_dim)
@@ -15,9 +15,10 @@ from torch import nn
 
 from common.errors import MDAFError
 from models.layers.config import EmbeddingConfig
-from models.layers.history_pooling import FieldInputs
-from models.mdaf.dcnv2 import DCNv2
-from models.mdaf.dcnv3 import DCNv3
+from models.layers.field_inputs import FieldInputs
+from models.layers.mlp import MLPConfig
+from models.layers.dcnv2 import DCNv2, DCNv2Config
+from models.layers.dcnv3 import DCNv3, DCNv3Config
 
 NETWORKS = ("dcnv3", "dcnv2")
 
@@ -25,22 +26,15 @@ NETWORKS = ("dcnv3", "dcnv2")
 @dataclass
 class StaticConfig:
     """network: dcnv3 | dcnv2 (| none, handled by MDAF).  embedding, fields (None = all),
-    timeline (mean-pooled into extra fields; None = static fields only).
-    ecn_layers .. layer_norm: DCNv3.  n_cross .. dropout: DCNv2."""
+    timeline (mean-pooled into extra fields; None = static fields only).  dcnv3, dcnv2: the
+    networks' own configs (models/layers/)."""
 
     network: str = "dcnv3"
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
     fields: list[str] | None = None
     timeline: str | None = None
-    ecn_layers: int = 3
-    lcn_layers: int = 4
-    ecn_dropout: float = 0.1
-    lcn_dropout: float = 0.3
-    layer_norm: bool = True
-    n_cross: int = 3
-    structure: str = "parallel"
-    hidden: list[int] = field(default_factory=lambda: [512, 256])
-    dropout: float = 0.1
+    dcnv3: DCNv3Config = field(default_factory=DCNv3Config)
+    dcnv2: DCNv2Config = field(default_factory=lambda: DCNv2Config(mlp=MLPConfig(hidden=[512, 256])))
 
 
 class StaticBranch(nn.Module):
@@ -51,10 +45,10 @@ class StaticBranch(nn.Module):
         self.inputs = FieldInputs(meta, cfg.embedding, cfg.fields, cfg.timeline)
         width = self.inputs.width
         if cfg.network == "dcnv3":
-            self.net = DCNv3(width, cfg.ecn_layers, cfg.lcn_layers, cfg.ecn_dropout, cfg.lcn_dropout, cfg.layer_norm)
+            self.net = DCNv3(width, cfg.dcnv3)
             self.out_dim = 2 * width
         elif cfg.network == "dcnv2":
-            self.net = DCNv2(width, cfg.n_cross, cfg.structure, cfg.hidden, cfg.dropout)
+            self.net = DCNv2(width, cfg.dcnv2)
             self.out_dim = self.net.out_dim
         else:
             raise MDAFError(f"model config: key 'static.network' is {cfg.network!r}; expected one of {[*NETWORKS, 'none']}")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from training.report.write import write
+
 
 def write_report(run_dir: Path, results_root: Path | None = None) -> None:
     """Write report.md, report.txt and the plots of the finished run in `run_dir`.
@@ -10,8 +12,4 @@ def write_report(run_dir: Path, results_root: Path | None = None) -> None:
     `results_root` is searched recursively for other finished runs to compare against; it
     defaults to the run directory's parent.
     """
-    # Imported here so that the trainer's config can import training.report.criteria without
-    # paying for matplotlib and polars.
-    from training.report.write import write
-
     write(Path(run_dir), None if results_root is None else Path(results_root))

@@ -6,10 +6,10 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from common.errors import MDAFError
-from training.report.run_files import Run, as_float, read_summary
+from training.records import RunSummary, read_summary
+from training.report.run_files import Run
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +22,8 @@ class RunRow:
     data: str
     test_auc: float
     test_logloss: float
-    best_epoch: int | None
-    params: int | None
+    best_epoch: int
+    params: int
     this: bool
 
 
@@ -36,11 +36,10 @@ def comparison(run: Run, results_root: Path) -> list[RunRow]:
             continue
         try:
             summary = read_summary(run_dir / "summary.json")
-        except MDAFError as exc:
+        except MDAFError as exc:  # one odd run (unfinished, older format) must not stop the report
             log.info("not compared: %s", exc)
             continue
-        label = summary.get("label") or _get(summary, "model", "name") or "-"
-        rows.append(_row(summary, _name(run_dir, results_root), str(label), this=False))
+        rows.append(_row(summary, _name(run_dir, results_root), summary.label, this=False))
     return sorted(rows, key=lambda r: (math.isnan(r.test_auc), -r.test_auc, r.run))
 
 
@@ -57,15 +56,11 @@ def run_dirs(root: Path) -> list[Path]:
     return sorted(found)
 
 
-def _row(summary: dict[str, Any], name: str, label: str, this: bool) -> RunRow:
-    data = _get(summary, "data", "source") or "-"
-    if _get(summary, "data", "synthetic"):
-        data += " (synthetic)"
-    return RunRow(run=name, label=label, model=str(_get(summary, "model", "name") or "-"), data=data,
-                  test_auc=as_float(_get(summary, "test", "auc")),
-                  test_logloss=as_float(_get(summary, "test", "logloss")),
-                  best_epoch=_int(_get(summary, "train", "best_epoch")),
-                  params=_int(_get(summary, "model", "params")), this=this)
+def _row(summary: RunSummary, name: str, label: str, this: bool) -> RunRow:
+    data = summary.data.source + (" (synthetic)" if summary.data.synthetic else "")
+    return RunRow(run=name, label=label, model=summary.model.name, data=data, test_auc=summary.test.auc,
+                  test_logloss=summary.test.logloss, best_epoch=summary.train.best_epoch,
+                  params=summary.model.params, this=this)
 
 
 def _name(run_dir: Path, root: Path) -> str:
@@ -73,18 +68,3 @@ def _name(run_dir: Path, root: Path) -> str:
         return run_dir.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         return run_dir.name
-
-
-def _get(summary: dict[str, Any], *keys: str) -> Any:
-    """A nested value of another run's summary, None where missing: one odd run must not stop
-    the report."""
-    value: Any = summary
-    for key in keys:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -1,25 +1,9 @@
 """Success criteria a finished run is judged by: train AUC range, validation floor, gap, collapse."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from common.errors import MDAFError
-
-
-@dataclass
-class CriteriaConfig:
-    """Thresholds for the report's success criteria (defaults from the project's own report)."""
-
-    train_auc_range: list[float] = field(default_factory=lambda: [0.60, 0.70])
-    min_val_auc: float = 0.60
-    max_gap: float = 0.08
-    min_pred_std: float = 0.001
-
-    def __post_init__(self) -> None:
-        bounds = self.train_auc_range
-        if len(bounds) != 2 or not bounds[0] <= bounds[1]:
-            raise MDAFError(f"criteria.train_auc_range: expected [low, high] with low <= high, "
-                            f"got {bounds}")
+from training.config import CriteriaConfig
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,38 @@
-"""Figures on MDAF's fusion gate g, which weighs the sequential branch:
-h = g * h_seq + (1 - g) * h_static, so g near 1 means the model leans on the behaviour sequence."""
+"""Figures on MDAF's fusion gate g (models/mdaf/fusion.py), the weight of the sequential branch:
+g near 1 means the model leans on the behaviour sequence, near 0 on the static features."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import polars as pl
+
+from common.errors import MDAFError
 
 # Fixed history-length bins (inclusive bounds, None = open): quantile-free, so runs compare.
 HISTORY_BINS: tuple[tuple[int, int | None], ...] = ((0, 0), (1, 5), (6, 20), (21, 50), (51, 100),
                                                     (101, None))
 LOW, HIGH = 0.1, 0.9  # a gate value below LOW or above HIGH all but picks one branch
+GATE_COLUMNS = ("gate_mean",)  # the per-sample column of the test predictions
+
+
+@dataclass
+class GateSummary:
+    """summary.json's diagnostics.gate (models/mdaf/gate_diagnostics.py): mean and std of every
+    value of g, its histogram (len(hist_edges) = len(hist_counts) + 1), each dimension's mean."""
+
+    mean: float
+    std: float
+    hist_edges: list[float]
+    hist_counts: list[int]
+    dim_means: list[float]
+
+    def __post_init__(self) -> None:
+        if not self.hist_counts or not self.dim_means:
+            raise MDAFError("diagnostics.gate: hist_counts and dim_means must not be empty")
+        if len(self.hist_edges) != len(self.hist_counts) + 1:
+            raise MDAFError(f"diagnostics.gate: hist_edges must have one more entry than hist_counts, got "
+                            f"{len(self.hist_edges)} and {len(self.hist_counts)}")
 
 
 @dataclass(frozen=True)
@@ -43,14 +64,14 @@ class GateStats:
         return 1.0 - self.share_low - self.share_high
 
 
-def gate_stats(gate: dict[str, Any], predictions: pl.DataFrame) -> GateStats:
-    """Gate figures from summary.json's `gate` (histogram of g, per-dimension means) and the
+def gate_stats(gate: GateSummary, predictions: pl.DataFrame) -> GateStats:
+    """Gate figures from summary.json's gate (histogram of g, per-dimension means) and the
     per-sample gate_mean of the test predictions."""
-    edges = np.asarray(gate["hist_edges"], dtype=np.float64)
-    counts = np.asarray(gate["hist_counts"], dtype=np.float64)
+    edges = np.asarray(gate.hist_edges, dtype=np.float64)
+    counts = np.asarray(gate.hist_counts, dtype=np.float64)
     share = counts / counts.sum() if counts.sum() else np.full_like(counts, np.nan)
     top = int(np.argmax(counts))
-    dims = np.asarray(gate["dim_means"], dtype=np.float64)
+    dims = np.asarray(gate.dim_means, dtype=np.float64)
     labels = predictions["label"].to_numpy()
     history = predictions["history_length"].to_numpy()
     values = predictions["gate_mean"].to_numpy().astype(np.float64)
@@ -60,7 +81,7 @@ def gate_stats(gate: dict[str, Any], predictions: pl.DataFrame) -> GateStats:
                          values, labels) for lo, hi in HISTORY_BINS]
     tol = 1e-9  # thresholds that fall on a bin edge count that whole bin
     return GateStats(
-        mean=float(gate["mean"]), std=float(gate["std"]),
+        mean=gate.mean, std=gate.std,
         share_low=float(share[edges[1:] <= LOW + tol].sum()),
         share_high=float(share[edges[:-1] >= HIGH - tol].sum()),
         mode=(float(edges[top]), float(edges[top + 1])),

@@ -11,57 +11,50 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from training.calibration import expected_calibration_error, reliability
-from training.report.gate import GroupMean
+from training.records import EvalRecord, StepRecord
+from training.report.gate import GateSummary, GroupMean
 
 SIZE = (16, 4.6)
 DPI = 100
 
 
-def learning_curves(epochs: list[dict[str, Any]], steps: list[dict[str, Any]], best: dict[str, Any],
+def learning_curves(epochs: list[EvalRecord], steps: list[StepRecord], best: EvalRecord,
                     oracle_val_auc: float | None) -> bytes:
     """AUC and loss at each evaluation against epochs of training (fractional when the run
     evaluated inside epochs), and learning rate per optimizer step, side by side."""
     fig, (auc_ax, loss_ax, lr_ax) = _figure(3)
-    x = [progress(e) for e in epochs]
-    auc_ax.plot(x, [e["train_auc"] for e in epochs], "o-", label="train AUC (since the last evaluation)")
-    auc_ax.plot(x, [e["val_auc"] for e in epochs], "s-", label="val AUC")
+    x = [e.progress for e in epochs]
+    auc_ax.plot(x, [e.train_auc for e in epochs], "o-", label="train AUC (since the last evaluation)")
+    auc_ax.plot(x, [e.val_auc for e in epochs], "s-", label="val AUC")
     if oracle_val_auc is not None:
         auc_ax.axhline(oracle_val_auc, color="gray", ls="--",
                        label=f"oracle val AUC {oracle_val_auc:.3f}")
-    auc_ax.plot([progress(best)], [best["val_auc"]], "*", color="C3", ms=18, zorder=3,
-                label=f"best: epoch {best['epoch']}, step {best['step']} (val {best['val_auc']:.3f})")
+    auc_ax.plot([best.progress], [best.val_auc], "*", color="C3", ms=18, zorder=3,
+                label=f"best: epoch {best.epoch}, step {best.step} (val {best.val_auc:.3f})")
     _labels(auc_ax, "AUC at each evaluation", "epochs of training", "AUC")
-    if all("train_logloss" in e for e in epochs):  # the same quantity as val logloss
-        loss_ax.plot(x, [e["train_logloss"] for e in epochs], "o-", label="train logloss")
-    else:
-        loss_ax.plot(x, [e["train_loss"] for e in epochs], "o-", label="train loss (objective)")
-    loss_ax.plot(x, [e["val_logloss"] for e in epochs], "s-", label="val logloss")
+    loss_ax.plot(x, [e.train_logloss for e in epochs], "o-", label="train logloss")  # what val logloss measures
+    loss_ax.plot(x, [e.val_logloss for e in epochs], "s-", label="val logloss")
     _labels(loss_ax, "Loss at each evaluation", "epochs of training", "log loss")
     for ax in (auc_ax, loss_ax):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for i, e in enumerate(epochs):
-        lr_ax.axvline(e["step"], color="0.8", lw=0.8, label="end of an epoch" if i == 0 else None)
-    lr_ax.plot([s["step"] for s in steps], [s["lr"] for s in steps], "-", color="C2",
+        lr_ax.axvline(e.step, color="0.8", lw=0.8, label="an evaluation" if i == 0 else None)
+    lr_ax.plot([s.step for s in steps], [s.lr for s in steps], "-", color="C2",
                label="learning rate")
     lr_ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
     _labels(lr_ax, "Learning rate per step", "optimizer step", "learning rate")
     return _png(fig)
 
 
-def progress(record: dict[str, Any]) -> float:
-    """Epochs of training done at an evaluation record (its epoch, in runs that recorded no progress)."""
-    return float(record.get("progress", record["epoch"]))
-
-
-def gate_distribution(gate: dict[str, Any], predictions: pl.DataFrame,
+def gate_distribution(gate: GateSummary, predictions: pl.DataFrame,
                       by_history: list[GroupMean]) -> bytes:
     """The gate's histogram (summary.json), the per-sample gate mean by label, and by history length."""
     fig, (hist_ax, label_ax, history_ax) = _figure(3)
-    edges = np.asarray(gate["hist_edges"], dtype=np.float64)
-    counts = np.asarray(gate["hist_counts"], dtype=np.float64)
+    edges = np.asarray(gate.hist_edges, dtype=np.float64)
+    counts = np.asarray(gate.hist_counts, dtype=np.float64)
     shares = 100 * counts / counts.sum() if counts.sum() else counts
     hist_ax.bar(edges[:-1], shares, width=np.diff(edges), align="edge", edgecolor="white", lw=0.5)
-    hist_ax.axvline(gate["mean"], color="C3", ls="--", label=f"mean {gate['mean']:.3f}")
+    hist_ax.axvline(gate.mean, color="C3", ls="--", label=f"mean {gate.mean:.3f}")
     hist_ax.set_xlim(edges[0], edges[-1])
     _labels(hist_ax, "Gate values g (all samples and dimensions)",
             "g   (0 = static branch, 1 = sequential branch)", "% of values")

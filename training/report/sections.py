@@ -27,22 +27,20 @@ def build_document(run: Run, criteria: list[CriterionResult], runs: list[RunRow]
         section.title = f"{number}. {section.title}"
     summary = run.summary
     header = Section("Run", [Facts([
-        ("run", summary["run_name"]), ("label", run.label), ("model", summary["model"]["name"]),
-        ("experiment", str(summary.get("experiment") or run.config.get("experiment") or "-")),
+        ("run", summary.run_name), ("label", run.label), ("model", summary.model.name),
+        ("experiment", summary.experiment),
         ("train config", _settings(run.config.get("train"))),
     ])])
-    return Document(f"Training report: {summary['run_name']}", [header, *sections])
+    return Document(f"Training report: {summary.run_name}", [header, *sections])
 
 
 def data_section(run: Run) -> Section:
-    data = run.summary["data"]
-    source = data["source"] + (" (synthetic)" if data["synthetic"] else "")
-    splits = list(data["rows"])
+    data = run.summary.data
+    source = data.source + (" (synthetic)" if data.synthetic else "")
     blocks: list[Any] = [
-        Facts([("source", source), ("dir", str(data["dir"])),
-               ("sequence length", str(data["seq_len"]))]),
+        Facts([("source", source), ("dir", data.dir), ("sequence length", str(data.seq_len))]),
         Table(["split", "rows", "CTR"],
-              [[s, num(data["rows"][s], ","), num(data["ctr"].get(s))] for s in splits], "lrr"),
+              [[s, num(data.rows[s], ","), num(data.ctr.get(s))] for s in data.rows], "lrr"),
     ]
     oracle = run.oracle
     if oracle:
@@ -51,7 +49,7 @@ def data_section(run: Run) -> Section:
         blocks.append(Table(["split", "oracle AUC", "oracle logloss"],
                             [[s, num(oracle[s]["auc"]), num(oracle[s]["logloss"])]
                              for s in ("val", "test") if oracle.get(s)], "lrr"))
-        test_auc, best = as_float(run.summary["test"]["auc"]), as_float(oracle["test"]["auc"])
+        test_auc, best = run.summary.test.auc, as_float(oracle["test"]["auc"])
         lift = (test_auc - 0.5) / (best - 0.5) if best > 0.5 else float("nan")
         blocks.append(f"Test AUC {num(test_auc)} captures {num(100 * lift, '.1f')}% of the "
                       f"achievable lift over 0.5 (oracle test AUC {num(best)}).")
@@ -59,22 +57,19 @@ def data_section(run: Run) -> Section:
 
 
 def epochs_section(run: Run) -> Section:
-    gate = any(e.get("gate_mean") is not None for e in run.epochs)
-    logloss = all("train_logloss" in e for e in run.epochs)
-    headers = ["epoch", "step", "lr", "train loss", *(["train logloss"] if logloss else []), "train AUC",
-               "val AUC", "val logloss", "gap", "status"]
-    rows = [[str(e["epoch"]), str(e["step"]), num(e["lr"], ".3g"), num(e["train_loss"]),
-             *([num(e["train_logloss"])] if logloss else []), num(e["train_auc"]),
-             num(e["val_auc"]), num(e["val_logloss"]), num(e["gap"], "+.4f"), str(e["status"])]
-            + ([num(e.get("gate_mean"), ".3f")] if gate else []) for e in run.epochs]
-    blocks: list[Any] = [Table(headers + (["gate mean"] if gate else []), rows,
-                               "rrr" + "r" * (5 + logloss) + "l" + ("r" if gate else ""))]
+    diagnostics = list(dict.fromkeys(name for e in run.epochs for name in e.diagnostics))
+    headers = ["epoch", "step", "lr", "train loss", "train logloss", "train AUC", "val AUC", "val logloss", "gap",
+               "status", *(name.replace("_", " ") for name in diagnostics)]
+    rows = [[str(e.epoch), str(e.step), num(e.lr, ".3g"), num(e.train_loss), num(e.train_logloss),
+             num(e.train_auc), num(e.val_auc), num(e.val_logloss), num(e.gap, "+.4f"), e.status,
+             *(num(e.diagnostics.get(name), ".3f") for name in diagnostics)] for e in run.epochs]
+    blocks: list[Any] = [Table(headers, rows, "rrrrrrrrrl" + "r" * len(diagnostics))]
     blocks.append("One row per evaluation: at the end of each epoch, and every `eval_every` steps when set. "
                   "train loss: the training objective (smoothed targets, plus Tri-BCE's terms where the "
                   "model has sub-network heads); train AUC and logloss: of the training predictions since "
                   "the previous evaluation, the quantities val AUC and logloss measure.")
     if run.resumed_epochs:
-        blocks.append(f"The run was resumed: metrics.jsonl records epoch(s) "
+        blocks.append(f"The run was resumed: metrics.jsonl records evaluations of epoch(s) "
                       f"{', '.join(map(str, run.resumed_epochs))} more than once; the last record "
                       f"of each is shown.")
     blocks.append(Image(LEARNING_CURVES, "Learning curves"))
@@ -82,44 +77,35 @@ def epochs_section(run: Run) -> Section:
 
 
 def stopping_section(run: Run) -> Section:
-    train, best = run.summary["train"], run.best
+    train, best = run.summary.train, run.best
     return Section("Best epoch and stopping", [Facts([
-        ("best evaluation", f"epoch {train['best_epoch']} (step {best['step']}) of {train['epochs_run']} run"),
-        ("at the best evaluation", f"val AUC {num(best['val_auc'])}, train AUC {num(best['train_auc'])}, "
-                                   f"gap {num(best['gap'], '+.4f')}"),
-        ("stopped because", str(train["stop_reason"])),
+        ("best evaluation", f"epoch {train.best_epoch} (step {train.best_step}) of {train.epochs_run} run"),
+        ("at the best evaluation", f"val AUC {num(best.val_auc)}, train AUC {num(best.train_auc)}, "
+                                   f"gap {num(best.gap, '+.4f')}"),
+        ("stopped because", train.stop_reason),
     ])])
 
 
 def test_section(run: Run) -> Section:
-    test, oracle = run.summary["test"], run.oracle
+    test, calibration, oracle = run.summary.test, run.summary.calibration, run.oracle
     oracle_test = (oracle or {}).get("test") or {}
-    calibrated = "logloss_raw" in test
-    rows = [["AUC", num(test["auc"]), num(oracle_test.get("auc"))],
-            ["logloss", num(test["logloss"]), num(oracle_test.get("logloss"))],
-            ["group AUC", num(test["gauc"]), "-"],
-            ["mean prediction", num(test["mean_pred"]), "-"],
-            *([["expected calibration error", num(test["ece"]), "-"]] if "ece" in test else []),
-            ["click rate", num(test["ctr"]), "-"],
-            ["samples", num(test["n"], ","), "-"]]
-    if calibrated:
-        before = {"logloss": test["logloss_raw"], "mean prediction": test["mean_pred_raw"],
-                  "expected calibration error": test["ece_raw"]}
-        rows = [[r[0], num(before[r[0]]) if r[0] in before else r[1], *r[1:]] for r in rows]
-        headers, align = ["metric", "before calibration", "value"], "lrr"
-    else:
-        headers, align = ["metric", "value"], "lr"
+    rows = [["AUC", num(test.auc), num(test.auc), num(oracle_test.get("auc"))],
+            ["logloss", num(test.logloss_raw), num(test.logloss), num(oracle_test.get("logloss"))],
+            ["group AUC", num(test.gauc), num(test.gauc), "-"],
+            ["mean prediction", num(test.mean_pred_raw), num(test.mean_pred), "-"],
+            ["expected calibration error", num(test.ece_raw), num(test.ece), "-"],
+            ["click rate", num(test.ctr), num(test.ctr), "-"],
+            ["samples", num(test.n, ","), num(test.n, ","), "-"]]
+    headers, align = ["metric", "before calibration", "value"], "lrr"
     if oracle_test:
         headers, align = headers + ["oracle"], align + "r"
     else:
         rows = [r[:-1] for r in rows]
-    blocks: list[Any] = [Table(headers, rows, align), _calibration(test["mean_pred"], test["ctr"])]
-    if calibrated:
-        a, b = run.summary["calibration"]["a"], run.summary["calibration"]["b"]
-        blocks += [f"Calibration: p = sigma({a:.3f} z + {b:.3f}), fitted on the validation split after "
-                   "training (Platt scaling; training/calibration.py); 'before calibration' is the model's "
-                   "own sigma(z). AUC and group AUC do not change.", Image(RELIABILITY, "Reliability diagram")]
-    return Section("Test (best weights)", blocks)
+    return Section("Test (best weights)", [
+        Table(headers, rows, align), _calibration(test.mean_pred, test.ctr),
+        f"Calibration: p = sigma({calibration['a']:.3f} z + {calibration['b']:.3f}), fitted on the validation "
+        "split after training (Platt scaling; training/calibration.py); 'before calibration' is the model's "
+        "own sigma(z). AUC and group AUC do not change.", Image(RELIABILITY, "Reliability diagram")])
 
 
 def _calibration(mean_pred: float | None, ctr: float | None) -> str:
@@ -154,22 +140,23 @@ def comparison_section(runs: list[RunRow], results_root: Path) -> Section:
 
 
 def efficiency_section(run: Run) -> Section:
-    e = run.summary["efficiency"]
+    e = run.summary.efficiency
     return Section("Efficiency", [Facts([
-        ("seconds per epoch", num(e["seconds_per_epoch"], ".1f")),
-        ("train samples/s", num(e["train_samples_per_s"], ",.0f")),
-        ("eval samples/s", num(e["eval_samples_per_s"], ",.0f")),
-        ("peak memory", "-" if e["peak_memory_mb"] is None else f"{e['peak_memory_mb']:,.0f} MB"),
-        ("parameters", num(e["params"], ",")),
-        ("device", str(e["device"])),
-        ("world size", str(e["world_size"])),
-        ("total time", _duration(e["total_seconds"])),
+        ("seconds per epoch", num(e.seconds_per_epoch, ".1f")),
+        ("train samples/s", num(e.train_samples_per_s, ",.0f")),
+        ("eval samples/s", num(e.eval_samples_per_s, ",.0f")),
+        ("peak memory", "-" if e.peak_memory_mb is None else f"{e.peak_memory_mb:,.0f} MB"),
+        ("parameters", num(e.params, ",")),
+        ("device", e.device),
+        ("world size", str(e.world_size)),
+        ("total time", _duration(e.total_seconds)),
     ])])
 
 
 def gate_section(stats: GateStats) -> Section:
     blocks: list[Any] = [
-        "The fusion gate g weighs the sequential branch: h = g * h_seq + (1 - g) * h_static.",
+        "The fusion gate g weighs the sequential branch against the static one (models/mdaf/fusion.py): "
+        "g near 1 leans on the behaviour sequence, near 0 on the static features.",
         Facts([("mean", num(stats.mean)), ("std", num(stats.std)),
                (f"per-dimension means ({stats.dims} dims)",
                 f"min {num(stats.dim_min, '.3f')}, median {num(stats.dim_median, '.3f')}, "

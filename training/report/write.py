@@ -8,12 +8,14 @@ from pathlib import Path
 import numpy as np
 
 from common.atomic import atomic_write_bytes
+from common.errors import MDAFError
+from training.records import read_record, read_summary
 from training.report import plots
 from training.report.compare import comparison
 from training.report.criteria import evaluate_criteria
 from training.report.document import to_markdown, to_text
-from training.report.gate import gate_stats
-from training.report.run_files import as_float, load_run
+from training.report.gate import GATE_COLUMNS, GateSummary, gate_stats
+from training.report.run_files import load_run
 from training.report.sections import GATE_DISTRIBUTION, LEARNING_CURVES, RELIABILITY, build_document
 
 log = logging.getLogger(__name__)
@@ -21,24 +23,25 @@ log = logging.getLogger(__name__)
 
 def write(run_dir: Path, results_root: Path | None) -> None:
     """See training.report.write_report."""
-    run = load_run(run_dir)
+    if not run_dir.is_dir():
+        raise MDAFError(f"{run_dir}: run directory not found")
+    summary = read_summary(run_dir / "summary.json")
+    gate = read_record(GateSummary, summary.diagnostics["gate"], f"{run_dir / 'summary.json'}: diagnostics.gate") \
+        if "gate" in summary.diagnostics else None
+    run = load_run(run_dir, summary, GATE_COLUMNS if gate is not None else ())
     root = results_root if results_root is not None else run_dir.parent
     p = run.predictions["p"].to_numpy().astype(np.float64)
     best = run.best
-    results = evaluate_criteria(run.criteria, train_auc=best["train_auc"], val_auc=best["val_auc"],
-                                gap=best["gap"], pred_std=float(p.std()) if len(p) else math.nan,
-                                test_auc=as_float(run.summary["test"]["auc"]))
-    stats = gate_stats(run.gate, run.predictions) if run.gate is not None else None
+    results = evaluate_criteria(run.criteria, train_auc=best.train_auc, val_auc=best.val_auc, gap=best.gap,
+                                pred_std=float(p.std()) if len(p) else math.nan, test_auc=run.summary.test.auc)
+    stats = gate_stats(gate, run.predictions) if gate is not None else None
 
     oracle_val = (run.oracle or {}).get("val") or {}
-    _write(run_dir / LEARNING_CURVES, plots.learning_curves(
-        run.epochs, run.steps, best, oracle_val.get("auc")))
-    if "p_raw" in run.predictions.columns:
-        _write(run_dir / RELIABILITY, plots.reliability_diagram(
-            run.predictions["label"].to_numpy(), run.predictions["p_raw"].to_numpy(), run.predictions["p"].to_numpy()))
+    _write(run_dir / LEARNING_CURVES, plots.learning_curves(run.epochs, run.steps, best, oracle_val.get("auc")))
+    _write(run_dir / RELIABILITY, plots.reliability_diagram(
+        run.predictions["label"].to_numpy(), run.predictions["p_raw"].to_numpy(), p))
     if stats is not None:
-        _write(run_dir / GATE_DISTRIBUTION,
-               plots.gate_distribution(run.gate, run.predictions, stats.by_history))
+        _write(run_dir / GATE_DISTRIBUTION, plots.gate_distribution(gate, run.predictions, stats.by_history))
     document = build_document(run, results, comparison(run, root), root, stats)
     _write(run_dir / "report.md", to_markdown(document).encode())
     _write(run_dir / "report.txt", to_text(document).encode())

@@ -77,21 +77,29 @@ class DCNv3Output:
     logit_lcn: torch.Tensor
 
 
+@dataclass
+class DCNv3Config:
+    """The paper's defaults: 3 ECN layers with dropout 0.1, 4 LCN layers with dropout 0.3,
+    LayerNorm in the self-mask."""
+
+    ecn_layers: int = 3
+    lcn_layers: int = 4
+    ecn_dropout: float = 0.1
+    lcn_dropout: float = 0.3
+    layer_norm: bool = True
+
+
 class DCNv3(nn.Module):
     """ECN and LCN side by side on the same input (see the module docstring).
 
-    forward(x (B, D)) -> DCNv3Output. Defaults follow the paper: 3 ECN layers with dropout 0.1,
-    4 LCN layers with dropout 0.3, LayerNorm in the self-mask.
+    forward(x (B, D)) -> DCNv3Output.
     """
 
-    def __init__(
-        self, in_dim: int, ecn_layers: int = 3, lcn_layers: int = 4, ecn_dropout: float = 0.1,
-        lcn_dropout: float = 0.3, layer_norm: bool = True,
-    ):
+    def __init__(self, in_dim: int, cfg: DCNv3Config):
         super().__init__()
         self.out_dim = in_dim
-        self.ecn = CrossNetworkV3(in_dim, ecn_layers, ecn_dropout, layer_norm, exponential=True)
-        self.lcn = CrossNetworkV3(in_dim, lcn_layers, lcn_dropout, layer_norm, exponential=False)
+        self.ecn = CrossNetworkV3(in_dim, cfg.ecn_layers, cfg.ecn_dropout, cfg.layer_norm, exponential=True)
+        self.lcn = CrossNetworkV3(in_dim, cfg.lcn_layers, cfg.lcn_dropout, cfg.layer_norm, exponential=False)
 
     def forward(self, x: torch.Tensor) -> DCNv3Output:
         h_ecn, logit_ecn = self.ecn(x)

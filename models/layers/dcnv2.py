@@ -10,11 +10,13 @@ Parallel: [cross(x_0), DNN(x_0)]       out_dim = D + last hidden width
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 from torch import nn
 
 from common.errors import MDAFError
-from models.layers.mlp import MLP
+from models.layers.mlp import MLPConfig
 
 STRUCTURES = ("stacked", "parallel")
 
@@ -33,29 +35,29 @@ class CrossNetV2(nn.Module):
         return x
 
 
+@dataclass
+class DCNv2Config:
+    """n_cross: cross layers; structure: 'stacked' or 'parallel'; mlp: the DNN (hidden [] for the
+    cross network alone; its out_dim is its last hidden width)."""
+
+    n_cross: int = 3
+    structure: str = "parallel"
+    mlp: MLPConfig = field(default_factory=MLPConfig)
+
+    def __post_init__(self) -> None:
+        if self.structure not in STRUCTURES:
+            raise MDAFError(f"model config: key 'structure' is {self.structure!r}; expected one of {list(STRUCTURES)}")
+
+
 class DCNv2(nn.Module):
-    """Cross network and DNN, stacked or parallel (module docstring). forward(x (B, D)) -> (B, out_dim).
+    """Cross network and DNN, stacked or parallel (module docstring). forward(x (B, D)) -> (B, out_dim)."""
 
-    Args:
-        in_dim: D.
-        n_cross: number of cross layers.
-        structure: 'stacked' or 'parallel'.
-        hidden: DNN hidden widths ([] for the cross network alone).
-        dropout, activation, batch_norm: the DNN's (models.layers.mlp.MLP).
-    """
-
-    def __init__(
-        self, in_dim: int, n_cross: int = 3, structure: str = "parallel", hidden: list[int] | None = None,
-        dropout: float = 0.0, activation: str = "relu", batch_norm: bool = False,
-    ):
+    def __init__(self, in_dim: int, cfg: DCNv2Config):
         super().__init__()
-        if structure not in STRUCTURES:
-            raise MDAFError(f"model config: key 'structure' is {structure!r}; expected one of {list(STRUCTURES)}")
-        self.structure = structure
-        hidden = [1024, 512, 256] if hidden is None else list(hidden)
-        self.cross = CrossNetV2(in_dim, n_cross)
-        self.dnn = MLP(in_dim, hidden, out_dim=None, dropout=dropout, activation=activation, batch_norm=batch_norm)
-        self.out_dim = self.dnn.out_dim if structure == "stacked" else in_dim + self.dnn.out_dim
+        self.structure = cfg.structure
+        self.cross = CrossNetV2(in_dim, cfg.n_cross)
+        self.dnn = cfg.mlp.build(in_dim, out_dim=None)
+        self.out_dim = self.dnn.out_dim if cfg.structure == "stacked" else in_dim + self.dnn.out_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.structure == "stacked":
