@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from measure import RunStart, argument_parser, memory_budget, publish, run_fresh
+from measure import RunStart, argument_parser, best_step_time, memory_budget, publish, run_fresh
 
 from common.memory import read_peak, reset_peak
 from models.mdaf.sequence_branch import SequenceBranch, SequenceConfig
@@ -126,10 +126,8 @@ def measure(cfg: SequenceConfig, shape: Shape, threads: int) -> Measurement:
     batch = make_batch(shape)
     train_step(model, optimiser, make_batch(Shape(4, 2)))
     in_use = reset_peak("cpu")
-    warm_up = [train_step(model, optimiser, batch) for _ in range(WARM_UP_STEPS)][-1]
-    repeats = max(2, min(5, int(REPEAT_SECONDS / warm_up)))
-    times = [train_step(model, optimiser, batch) for _ in range(repeats)]
-    return Measurement(min(times), (read_peak("cpu") - in_use) / 2**20)
+    seconds = best_step_time(lambda: train_step(model, optimiser, batch), WARM_UP_STEPS, REPEAT_SECONDS)
+    return Measurement(seconds, (read_peak("cpu") - in_use) / 2**20)
 
 
 def bench(encoders: dict[str, SequenceConfig], shapes: list[Shape], threads: int, budget: float) -> dict[Shape, dict[str, Measurement | str]]:

@@ -72,6 +72,13 @@ def run_fresh(what: str, target: Callable[..., T], *args: object, timeout: float
         child.join()
 
 
+def best_step_time(step: Callable[[], float], warm_up: int = 2, budget_s: float = 10.0) -> float:
+    """The least of 2 to 5 timed `step()` calls (each returns its own seconds), as many as fit in
+    `budget_s` by the last of `warm_up` untimed calls."""
+    last = [step() for _ in range(warm_up)][-1]
+    return min(step() for _ in range(max(2, min(5, int(budget_s / last)))))
+
+
 def cpu_model() -> str:
     with open("/proc/cpuinfo") as cpuinfo:
         return next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), platform.machine())

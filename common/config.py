@@ -46,8 +46,8 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config", base: T
     Keys missing from `data` take their defaults: `base`'s values when given, else the
     dataclass's. A nested config given in part keeps the rest of its field's default (BST's
     `mlp: {hidden: [64]}` keeps BST's head dropout, not a generic MLP's); a plain mapping (a dict
-    of widths) is replaced whole. Unknown keys and values of the wrong type raise MDAFError naming
-    `where` and the key.
+    of widths) is replaced whole. Unknown or missing keys and values of the wrong type raise
+    MDAFError naming `where` and the key.
     """
     if not isinstance(data, dict):
         raise MDAFError(f"{where}: expected a mapping, got {type(data).__name__}")
@@ -57,6 +57,10 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config", base: T
     if unknown:
         raise MDAFError(f"{where}: unknown key(s) {unknown}; expected some of {sorted(fields)}")
     kwargs = {name: getattr(base, name) for name in fields if name not in data} if base is not None else {}
+    missing = [name for name, f in fields.items() if name not in data and name not in kwargs and f.init
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise MDAFError(f"{where}: missing key(s) {missing}")
     for name, value in data.items():
         default = getattr(base, name) if base is not None else _default(fields[name])
         kwargs[name] = _coerce(hints[name], value, f"{where}.{name}", default)

@@ -48,6 +48,15 @@ class SplitTable:
     def __len__(self) -> int:
         return int(self.label.shape[0])
 
+    def take(self, rows: np.ndarray) -> "SplitTable":
+        """The samples at `rows` (indices into this split), in that order."""
+        def pick(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            return {k: v[rows] for k, v in columns.items()}
+
+        return SplitTable(self.name, self.label[rows], self.time[rows], self.user_id[rows], pick(self.static),
+                          pick(self.start), pick(self.end), pick(self.raw),
+                          None if self.oracle_p is None else self.oracle_p[rows])
+
 
 class ProcessedDataset:
     """A processed dataset directory: `meta.json`, `samples/<split>.parquet`, `timelines/<name>/<field>.npy`."""

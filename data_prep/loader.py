@@ -66,6 +66,7 @@ class BatchLoader:
     (see data_prep/windows.py for why).
 
     The order is fixed by (`seed`, epoch); call `set_epoch` before each epoch to reshuffle.
+    `rows`: read only these samples of the split (indices into it), e.g. one per user.
     """
 
     def __init__(
@@ -80,6 +81,7 @@ class BatchLoader:
         drop_last: bool = False,
         rank: int = 0,
         world_size: int = 1,
+        rows: np.ndarray | None = None,
     ):
         for what, value, low in (("seq_len", seq_len, 1), ("batch_size", batch_size, 1), ("world_size", world_size, 1)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
@@ -96,7 +98,7 @@ class BatchLoader:
         self.rank = rank
         self.world_size = world_size
         self.epoch = 0
-        self.table = dataset.split(split)
+        self.table = dataset.split(split) if rows is None else dataset.split(split).take(rows)
         self.timelines = list(dataset.timeline_names if timelines is None else timelines)
         self._fields = {t: [*dataset.timeline_fields(t), *map(raw_column, dataset.timeline_raw_ids(t))]
                         for t in self.timelines}

@@ -23,7 +23,16 @@ MODELS = {
     "din": "models.baselines.din:DIN",
     "autoint": "models.baselines.autoint:AutoIntPlus",
     "dnn": "models.baselines.dnn:DNN",
+    "mamba4rec": "models.next_item.mamba4rec:Mamba4Rec",
+    "sasrec": "models.next_item.sasrec:SASRec",
+    "gru4rec": "models.next_item.gru4rec:GRU4Rec",
 }
+NEXT_ITEM_MODELS = ("mamba4rec", "sasrec", "gru4rec")  # rank the catalogue; the others score a (user, ad) pair
+
+
+def model_task(name: str) -> str:
+    """The task model `name` serves: "next_item" or "ctr"."""
+    return "next_item" if name in NEXT_ITEM_MODELS else "ctr"
 
 
 def model_classes(name: str) -> tuple[type[nn.Module], type]:

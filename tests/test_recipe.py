@@ -143,6 +143,20 @@ def test_platt_scaling_recovers_a_known_map():
         assert log_loss(y, Calibration(cal.a + da, cal.b + db)(z)) > best
 
 
+def test_platt_scaling_of_a_collapsed_model_stays_finite():
+    """Before: the logits of a collapsed DNN on the real UserBehavior sample varied by ~1e-6, and
+    Newton's method walked the flat ridge to a = 1.3e13, so every test prediction became 0 or 1
+    (calibrated logloss 0.46 against 0.157 raw). Now a stays near 1 and p near the click rate."""
+    rng = np.random.default_rng(1)
+    z = -5.3 + 1e-6 * rng.normal(size=20_000)
+    y = (rng.random(z.size) < 0.03).astype(np.int64)
+    cal = fit_platt(z, y)
+    assert abs(cal.a) < 10
+    fresh = -5.3 + 1e-6 * rng.normal(size=20_000)
+    assert cal(fresh).mean() == pytest.approx(y.mean(), rel=1e-3)
+    assert log_loss(y, cal(z)) < log_loss(y, Calibration()(z))
+
+
 def test_calibration_never_clips_rare_clicks():
     """Before: with label smoothing s, p = (sigma - s/2)/(1 - s) sent every logit below
     logit(s/2) to zero. The fitted map keeps them apart and positive."""

@@ -23,8 +23,9 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 def epoch(n: int, train_auc: float, val_auc: float, status: str, gate: float | None = None) -> dict:
     record = EvalRecord(epoch=n, step=40 * n, progress=float(n), lr=1e-3 / n, train_loss=0.25 - 0.01 * n,
-                        train_logloss=0.23 - 0.01 * n, train_auc=train_auc, val_auc=val_auc,
-                        val_logloss=0.24 - 0.005 * n, val_gauc=val_auc - 0.04, gap=round(train_auc - val_auc, 4),
+                        train={"auc": train_auc, "logloss": 0.23 - 0.01 * n},
+                        val={"auc": val_auc, "logloss": 0.24 - 0.005 * n, "gauc": val_auc - 0.04},
+                        gap=round(train_auc - val_auc, 4),
                         status=status, seconds=9.5, samples_per_s=800.0,
                         diagnostics={} if gate is None else {"gate_mean": gate})
     return {"kind": "epoch", **as_json(record)}
@@ -71,14 +72,15 @@ def make_run(run_dir: Path, epochs: list[dict], best_epoch: int, test_auc: float
     counts, edges = np.histogram(values, bins=40, range=(0.0, 1.0))
     best = next(e for e in reversed(epochs) if e["epoch"] == best_epoch)
     summary = RunSummary(
-        run_name=run_dir.name, label=label, experiment="unit", model=ModelSummary(model, 1234567),
+        run_name=run_dir.name, label=label, experiment="unit", task="ctr", model=ModelSummary(model, 1234567),
         data=DataSummary(dir="data/prepared/taobao_ad", source="taobao_ad", synthetic=synthetic,
                          rows={"train": 24000, "val": 3000, "test": 3000},
                          ctr={"train": 0.051, "val": 0.049, "test": 0.05},
                          oracle={"val": {"auc": 0.7012, "logloss": 0.181}, "test": {"auc": 0.7000, "logloss": 0.18}}
                          if synthetic else None, seq_len=50),
         train=TrainSummary(epochs_run=max(e["epoch"] for e in epochs), best_epoch=best_epoch, best_step=best["step"],
-                           stop_reason="early stopping: no val AUC gain for 5 epochs", best_val_auc=best["val_auc"],
+                           stop_reason="early stopping: no val AUC gain for 5 epochs", monitor="auc",
+                           best_val=best["val"]["auc"],
                            seed=0),
         test=test, calibration={"a": 0.9, "b": -0.2},
         efficiency=Efficiency(seconds_per_epoch=9.5, train_samples_per_s=812.3, eval_samples_per_s=4000.0,
@@ -136,7 +138,7 @@ def test_full_report(results):
 
     rows = table_rows(section(md, "Epochs"))
     assert [r[0] for r in rows] == ["1", "2", "3", "4"]
-    assert rows[2][1] == "120" and rows[2][5] == "0.6543" and "0.6111" not in md  # a resumed evaluation: its last record
+    assert rows[2][1] == "120" and rows[2][4] == "0.6543" and "0.6111" not in md  # train AUC of a resumed evaluation: its last record
     assert rows[0][-1] == "0.520"  # the gate mean column
 
     assert verdicts(md) == dict.fromkeys(

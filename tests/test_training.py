@@ -32,8 +32,7 @@ NO_DROPOUT = {"mlp": {"dropout": 0.0}, "sequence": {"dropout": 0.0},
               "static": {"dcnv3": {"ecn_dropout": 0.0, "lcn_dropout": 0.0}}}
 TINY_TRAIN = {"base": "configs/train/v2.yaml", "epochs": 3, "batch_size": 256, "seq_len": 10,
               "eval_batch_size": 1024, "warmup_epochs": 1, "threads": 1, "eval_every": 10, "patience": 20}
-EPOCH_KEYS = ("epoch", "step", "lr", "train_loss", "train_logloss", "train_auc", "val_auc", "val_logloss", "val_gauc", "gap",
-              "status", "diagnostics")
+EPOCH_KEYS = ("epoch", "step", "lr", "train_loss", "train", "val", "gap", "status", "diagnostics")
 
 
 def experiment_file(tmp_path: Path, dataset, model=None, **train) -> Path:
@@ -80,7 +79,7 @@ def test_run_directory_and_report(tiny_run):
     assert [r["step"] for r in epochs] == sorted({*range(10, 3 * per_epoch + 1, 10), *ends})
     assert [r["progress"] for r in epochs if r["step"] in ends] == [1.0, 2.0, 3.0]
     assert records(tiny_run, "step"), "step records (lr, loss) every log_every steps"
-    best = max(epochs, key=lambda r: r["val_auc"])
+    best = max(epochs, key=lambda r: r["val"]["auc"])
     assert (summary["train"]["best_epoch"], summary["train"]["best_step"]) == (best["epoch"], best["step"])
     assert summary["train"]["stop_reason"] == "reached the last epoch (3)"
     preds = pl.read_parquet(tiny_run / "test_predictions.parquet")
@@ -182,8 +181,8 @@ def test_torchrun_two_cpu_processes_match_one(tiny_dataset, tmp_path):
     assert b["efficiency"]["world_size"] == 2
     assert b["test"]["n"] == a["test"]["n"]
     for ra, rb in zip(records(tmp_path / "results" / "one", "epoch"), records(tmp_path / "results" / "two", "epoch")):
-        assert rb["val_auc"] == pytest.approx(ra["val_auc"], abs=1e-4)
-        assert rb["train_auc"] == pytest.approx(ra["train_auc"], abs=1e-4)
+        assert rb["val"]["auc"] == pytest.approx(ra["val"]["auc"], abs=1e-4)
+        assert rb["train"]["auc"] == pytest.approx(ra["train"]["auc"], abs=1e-4)
         assert rb["train_loss"] == pytest.approx(ra["train_loss"], abs=1e-4)
     assert b["test"]["auc"] == pytest.approx(a["test"]["auc"], abs=1e-4)
 

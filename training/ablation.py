@@ -4,7 +4,8 @@ Every (model, seed) pair is an ordinary run in <results>/<model slug>/seed<k>/; 
 skipped and an interrupted one resumed, so the grid can be stopped and started at will. The seeds
 pair the runs: seed k of every model sees the same data and sample order, so each model's
 difference to the reference (MDAF-Full) is tested with a paired t-test over seeds,
-    t = mean(d) / (sd(d) / sqrt(n)),  d_k = AUC_model,k - AUC_ref,k,  n - 1 degrees of freedom.
+    t = mean(d) / (sd(d) / sqrt(n)),  d_k = M_model,k - M_ref,k,  n - 1 degrees of freedom,
+with M the first figure the runs are compared by (test AUC for CTR, test NDCG@10 for next-item).
 """
 from __future__ import annotations
 
@@ -110,8 +111,10 @@ def paired_test(ours: list[float], ref: list[float]) -> tuple[float, float]:
 
 
 def table_rows(cfg: AblationConfig, found: dict[str, dict[int, RunSummary]]) -> list[dict[str, Any]]:
-    """One row per model with finished runs: AUC and logloss mean/std over seeds, and the paired
-    difference to the reference over the seeds both finished."""
+    """One row per model with finished runs: the mean and std over seeds of each test figure the
+    runs are compared by (RunSummary.figures: AUC and logloss, or NDCG@10 and HR@10; keys
+    "<name>_mean", "<name>_std" in lower case), and the paired difference of the first to the
+    reference over the seeds both finished. Sorted by the first figure, best first."""
     ref = found.get(cfg.reference, {})
     rows = []
     for entry in cfg.models:
@@ -119,38 +122,48 @@ def table_rows(cfg: AblationConfig, found: dict[str, dict[int, RunSummary]]) -> 
         if not runs:
             continue
         seeds = sorted(runs)
-        auc = np.array([runs[s].test.auc for s in seeds])
-        ll = np.array([runs[s].test.logloss for s in seeds])
+        names = [name for name, _ in runs[seeds[0]].figures]
+        row: dict[str, Any] = {"label": entry.label, "model": runs[seeds[0]].model.name, "seeds": len(seeds),
+                               "metrics": [name.lower() for name in names]}
+        for i, name in enumerate(names):
+            values = np.array([runs[s].figures[i][1] for s in seeds])
+            row[f"{name.lower()}_mean"] = float(values.mean())
+            row[f"{name.lower()}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
         shared = [s for s in seeds if s in ref]
-        diff, p = paired_test([runs[s].test.auc for s in shared], [ref[s].test.auc for s in shared])
-        wins = sum(runs[s].test.auc > ref[s].test.auc for s in shared)
-        rows.append({
-            "label": entry.label, "model": runs[seeds[0]].model.name, "seeds": len(seeds),
-            "auc_mean": float(auc.mean()), "auc_std": float(auc.std(ddof=1)) if len(auc) > 1 else math.nan,
-            "logloss_mean": float(ll.mean()), "logloss_std": float(ll.std(ddof=1)) if len(ll) > 1 else math.nan,
-            "diff_vs_ref": diff if entry.label != cfg.reference else 0.0,
-            "p_value": p if entry.label != cfg.reference else math.nan,
-            "wins_vs_ref": f"{wins}/{len(shared)}" if entry.label != cfg.reference else "",
+        ours, theirs = [runs[s].figures[0][1] for s in shared], [ref[s].figures[0][1] for s in shared]
+        diff, p = paired_test(ours, theirs)
+        wins = sum(a > b for a, b in zip(ours, theirs))
+        is_ref = entry.label == cfg.reference
+        row.update({
+            "diff_vs_ref": 0.0 if is_ref else diff, "p_value": math.nan if is_ref else p,
+            "wins_vs_ref": "" if is_ref else f"{wins}/{len(shared)}",
             "params": runs[seeds[0]].model.params,
             "seconds_per_epoch": float(np.mean([runs[s].efficiency.seconds_per_epoch for s in seeds])),
             "best_epoch_mean": float(np.mean([runs[s].train.best_epoch for s in seeds])),
         })
-    return sorted(rows, key=lambda r: -r["auc_mean"])
+        rows.append(row)
+    return sorted(rows, key=lambda r: -r[f"{r['metrics'][0]}_mean"])
 
 
 def _fmt(x: float, digits: int = 4) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
+def _names(rows: list[dict[str, Any]]) -> list[str]:
+    """The figures' display names (AUC, logloss / NDCG@10, HR@10) of the rows."""
+    return [{"auc": "AUC"}.get(m, m.upper() if "@" in m else m) for m in rows[0]["metrics"]]
+
+
 def markdown_table(rows: list[dict[str, Any]], reference: str) -> str:
-    head = ("| model | seeds | test AUC (mean ± std) | logloss (mean ± std) | ΔAUC vs " + reference +
-            " | paired t-test p | beats it | best epoch (mean) | params | s/epoch |\n"
-            "|---|---|---|---|---|---|---|---|---|---|\n")
+    names = _names(rows)
+    head = ("| model | seeds | " + " | ".join(f"test {n} (mean ± std)" for n in names) + f" | Δ{names[0]} vs "
+            + reference + " | paired t-test p | beats it | best epoch (mean) | params | s/epoch |\n"
+            "|---|---|" + "---|" * len(names) + "---|---|---|---|---|---|\n")
     lines = []
     for r in rows:
         diff = "" if r["label"] == reference else f"{r['diff_vs_ref']:+.4f}"
-        lines.append(f"| {r['label']} | {r['seeds']} | {_fmt(r['auc_mean'])} ± {_fmt(r['auc_std'])} | "
-                     f"{_fmt(r['logloss_mean'])} ± {_fmt(r['logloss_std'])} | {diff} | "
+        figures = " | ".join(f"{_fmt(r[m + '_mean'])} ± {_fmt(r[m + '_std'])}" for m in r["metrics"])
+        lines.append(f"| {r['label']} | {r['seeds']} | {figures} | {diff} | "
                      f"{'' if r['label'] == reference else _fmt(r['p_value'], 3)} | {r['wins_vs_ref']} | "
                      f"{r['best_epoch_mean']:.1f} | {r['params']:,} | {r['seconds_per_epoch']:.0f} |")
     return head + "\n".join(lines) + "\n"
@@ -158,33 +171,44 @@ def markdown_table(rows: list[dict[str, Any]], reference: str) -> str:
 
 def summary_markdown(cfg: AblationConfig, rows: list[dict[str, Any]], found: dict[str, dict[int, RunSummary]],
                      command: str) -> str:
-    """docs/baseline_results_summary.md: the table, the data and recipe it came from, and the oracle."""
-    data = next(iter(next(iter(found.values())).values())).data
+    """The generated summary: the table, the data and recipe it came from, and the oracle."""
+    first = next(iter(next(iter(found.values())).values()))
+    data, ctr = first.data, first.task == "ctr"
     recipe_seconds = sum(r.efficiency.total_seconds for runs in found.values() for r in runs.values())
     ref = next((r for r in rows if r["label"] == cfg.reference), None)
-    out = ["# Baseline results (generated by experiments/run_ablations.py; do not edit by hand)", "",
-           f"Command: `{command}`", "",
-           f"Data: {data.source} at `{data.dir}`: {data.rows['train']:,} train, {data.rows['val']:,} "
-           f"validation and {data.rows['test']:,} test impressions (split by day), click rate "
-           f"{data.ctr['test']:.4f} on test; history windows of L = {data.seq_len}.", ""]
+    main, key = _names(rows)[0], rows[0]["metrics"][0]
+    title = "Baseline results (generated by experiments/run_ablations.py" if ctr else \
+        "Next-item results (generated by experiments/run_next_item.py"
+    out = [f"# {title}; do not edit by hand)", "", f"Command: `{command}`", ""]
+    if ctr:
+        out += [f"Data: {data.source} at `{data.dir}`: {data.rows['train']:,} train, {data.rows['val']:,} "
+                f"validation and {data.rows['test']:,} test impressions (split by day), click rate "
+                f"{data.ctr['test']:.4f} on test; history windows of L = {data.seq_len}.", ""]
+    else:
+        out += [f"Data: {data.source} at `{data.dir}`: {data.rows['train']:,} training, {data.rows['val']:,} "
+                f"validation and {data.rows['test']:,} test targets, each ranked against the whole catalogue; "
+                f"history windows of L = {data.seq_len}.", ""]
     if data.oracle:
         o = data.oracle["test"]
-        out += [f"Synthetic data: the true click probabilities score test AUC **{o['auc']:.4f}** "
-                f"(logloss {o['logloss']:.4f}), the best any model can reach."]
+        truth = "click probabilities" if ctr else "next-item probabilities"
+        other = f"logloss {o['logloss']:.4f}" if ctr else f"HR@10 {o['hr@10']:.4f}"
+        out += [f"Synthetic data: the true {truth} score test {main} **{o[key]:.4f}** ({other}), "
+                "the best any model can reach in expectation."]
         if ref:
-            out += [f"{cfg.reference} reaches {ref['auc_mean']:.4f}, {o['auc'] - ref['auc_mean']:.4f} below it.", ""]
-    out += ["Test metrics of the best-validation epoch of each run; std is over seeds (ddof 1). ΔAUC and the "
-            "paired t-test compare each model with " + cfg.reference + " seed by seed (same data, same "
-            "sample order); 'beats it' counts the seeds where the model's AUC is higher.", "",
+            out += [f"{cfg.reference} reaches {ref[key + '_mean']:.4f}, {o[key] - ref[key + '_mean']:.4f} below it.", ""]
+    out += [f"Test metrics of the best-validation evaluation of each run; std is over seeds (ddof 1). Δ{main} "
+            "and the paired t-test compare each model with " + cfg.reference + " seed by seed (same data, same "
+            f"sample order); 'beats it' counts the seeds where the model's {main} is higher.", "",
             markdown_table(rows, cfg.reference),
             f"{sum(len(v) for v in found.values())} runs, {recipe_seconds / 3600:.1f} h of training in all. "
-            "Each run's report: results/<ablation>/<model>/seed<k>/report.md."]
+            "Each run's report: <results-dir>/<model>/seed<k>/report.md."]
     if ref:
         others = [r for r in rows if r["label"] != cfg.reference]
-        beaten = [r["label"] for r in others if r["auc_mean"] < ref["auc_mean"] - (ref["auc_std"] or 0)]
-        ahead = [r["label"] for r in others if r["auc_mean"] >= ref["auc_mean"]]
+        spread = ref[key + "_std"] if not math.isnan(ref[key + "_std"]) else 0.0
+        beaten = [r["label"] for r in others if r[key + "_mean"] < ref[key + "_mean"] - spread]
+        ahead = [r["label"] for r in others if r[key + "_mean"] >= ref[key + "_mean"]]
         out += ["", f"Where {cfg.reference} stands: ahead of {', '.join(beaten) or 'none'} by more than its own "
-                f"seed spread ({_fmt(ref['auc_std'])}); "
+                f"seed spread ({_fmt(ref[key + '_std'])}); "
                 f"{'level with or behind ' + ', '.join(ahead) if ahead else 'no model is level with or ahead of it'}."]
     return "\n".join(out) + "\n"
 

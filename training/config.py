@@ -95,17 +95,35 @@ RESUME_FREE_KEYS = ("device", "threads", "log_every", "checkpoint_every", "eval_
 @dataclass
 class DataConfig:
     """Where the samples come from, first match wins: `dir` (a prepared dataset), `raw_dir` (raw
-    files, prepared into data/<source>-<hash> first), or a synthetic set from the default generator
-    updated by `synthetic` (e.g. {n_users: 4000}). prep_config: preparation YAML
-    (default configs/data/<source>.yaml). min_count: per vocabulary space, ids seen fewer times
-    in train are read as out of vocabulary (e.g. {item: 3}; data_prep.vocab.with_min_count)."""
+    files, prepared into data/<source>-<hash> first; for source next_item, an interactions file,
+    prepared into data/next_item-<name>-<hash>), or a synthetic set from the default generator
+    updated by `synthetic` (e.g. {n_users: 4000}). prep_config: preparation YAML (default
+    configs/data/<source>.yaml); prep: keys of it this experiment changes (e.g. {protocol:
+    temporal}). min_count: per vocabulary space, ids seen fewer times in train are read as out
+    of vocabulary (e.g. {item: 3}; data_prep.vocab.with_min_count)."""
 
     source: str = "taobao_ad"
     dir: str | None = None
     raw_dir: str | None = None
     prep_config: str | None = None
+    prep: dict[str, Any] = field(default_factory=dict)
     synthetic: dict[str, Any] = field(default_factory=dict)
     min_count: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class RankingConfig:
+    """The next-item task (training/tasks/next_item.py). train_on: last (every prefix's last
+    position is a sample, Mamba4Rec's published protocol) | all (every position of each user's
+    last training window at once, SASRec's original). mask_history: take the window's items out
+    of the ranking at evaluation (the target excepted; RecBole's default does not)."""
+
+    train_on: str = "last"
+    mask_history: bool = False
+
+    def __post_init__(self) -> None:
+        if self.train_on not in ("last", "all"):
+            raise MDAFError(f"ranking config: key 'train_on' is {self.train_on!r}; expected 'last' or 'all'")
 
 
 @dataclass
@@ -135,6 +153,7 @@ class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     criteria: CriteriaConfig = field(default_factory=CriteriaConfig)
+    ranking: RankingConfig = field(default_factory=RankingConfig)
     synthetic_train: dict[str, Any] = field(default_factory=dict)
 
 

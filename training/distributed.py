@@ -86,6 +86,15 @@ def all_ranks(flag: bool, device: torch.device) -> bool:
     return bool(t.item())
 
 
+def total(count: int, device: torch.device) -> int:
+    """The sum of `count` over every rank."""
+    if not dist.is_initialized():
+        return count
+    t = torch.tensor([count], device=device)
+    dist.all_reduce(t)
+    return int(t.item())
+
+
 def broadcast_object(value):
     """Rank 0's `value` on every rank."""
     if not dist.is_initialized():

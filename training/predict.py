@@ -19,7 +19,7 @@ from data_prep.dataset import ProcessedDataset
 from data_prep.prepare import prepare_copy
 from data_prep.samples import SPLITS
 from data_prep.vocab import with_min_count
-from models.registry import build_model
+from models.registry import build_model, model_task
 from training.checkpoint import check_same_data, load_checkpoint
 from training.device import resolve_device
 from training.calibration import CALIBRATION_FILE, Calibration, sigmoid
@@ -62,6 +62,9 @@ def predict(run_dir: str | Path, splits: list[str], checkpoint: str = "best", ra
     <run_dir>/predictions.parquet)."""
     run_dir = Path(run_dir)
     cfg = run_config(run_dir)
+    if model_task(cfg["model"]["name"]) != "ctr":
+        raise MDAFError(f"{run_dir}: a next-item run ({cfg['model']['name']}); predict.py scores CTR runs, and a "
+                        "next-item run's ranks of its test targets are in its test_predictions.parquet")
     for split in splits:
         if split not in SPLITS:
             raise MDAFError(f"--split: expected some of {list(SPLITS)}, got {split!r}")

@@ -31,20 +31,19 @@ class StepRecord:
 @dataclass
 class EvalRecord:
     """metrics.jsonl, kind "epoch": one validation, at the end of each epoch and every
-    `eval_every` steps. Train figures are over the training predictions since the previous
-    evaluation; `progress` is the epochs of training done; `diagnostics` holds the model's own
-    scalars (MDAF: gate_mean)."""
+    `eval_every` steps. `train`: the task's metrics of the training predictions since the
+    previous evaluation (CTR: auc, logloss; next-item: hr@10, ndcg@10, mrr@10); `val`: its
+    validation metrics; gap: train minus validation of the metric early stopping watches;
+    `progress`: the epochs of training done; `diagnostics`: the model's own scalars (MDAF:
+    gate_mean)."""
 
     epoch: int
     step: int
     progress: float
     lr: float
     train_loss: float
-    train_logloss: float
-    train_auc: float
-    val_auc: float
-    val_logloss: float
-    val_gauc: float
+    train: dict[str, float]
+    val: dict[str, float]
     gap: float
     status: str
     seconds: float
@@ -70,6 +69,17 @@ class MetricsOnTest:
 
 
 @dataclass
+class RankingMetrics:
+    """summary.json's `test` of a next-item run: HR, NDCG and MRR at each cutoff ("5", "10", "20")
+    over the full catalogue (training/ranking.py), and the number of targets."""
+
+    hr: dict[str, float]
+    ndcg: dict[str, float]
+    mrr: dict[str, float]
+    n: int
+
+
+@dataclass
 class ModelSummary:
     name: str
     params: int
@@ -77,8 +87,9 @@ class ModelSummary:
 
 @dataclass
 class DataSummary:
-    """The dataset a run trained on; `oracle` (val and test AUC and logloss of the true
-    probabilities) on synthetic data only."""
+    """The dataset a run trained on: rows and click rate (`ctr`, CTR only) per split; `oracle`, on
+    synthetic data only: the val and test metrics of the true probabilities (CTR: AUC and
+    logloss; next-item: HR, NDCG and MRR)."""
 
     dir: str
     source: str
@@ -91,11 +102,14 @@ class DataSummary:
 
 @dataclass
 class TrainSummary:
+    """monitor: the validation metric early stopping watched; best_val: its best value."""
+
     epochs_run: int
     best_epoch: int
     best_step: int
     stop_reason: str
-    best_val_auc: float
+    monitor: str
+    best_val: float
     seed: int
 
 
@@ -113,20 +127,30 @@ class Efficiency:
 
 @dataclass
 class RunSummary:
-    """summary.json: what a finished run was and what it measured. `calibration`: the fitted
-    (a, b); `diagnostics`: the model's own figures on the test split (MDAF: its gate)."""
+    """summary.json: what a finished run was and what it measured. task: ctr | next_item;
+    `calibration`: the fitted (a, b) (CTR); `diagnostics`: the model's own figures on the test
+    split (MDAF: its gate)."""
 
     run_name: str
     label: str
     experiment: str
+    task: str
     model: ModelSummary
     data: DataSummary
     train: TrainSummary
-    test: MetricsOnTest
-    calibration: dict[str, float]
+    test: MetricsOnTest | RankingMetrics
+    calibration: dict[str, float] | None
     efficiency: Efficiency
     diagnostics: dict[str, Any] = field(default_factory=dict)
     finished: bool = True
+
+    @property
+    def figures(self) -> list[tuple[str, float]]:
+        """The test figures runs are compared by, the one they are ranked by first: AUC and
+        logloss (CTR), NDCG@10 and HR@10 (next-item)."""
+        if isinstance(self.test, RankingMetrics):
+            return [("NDCG@10", self.test.ndcg["10"]), ("HR@10", self.test.hr["10"])]
+        return [("AUC", self.test.auc), ("logloss", self.test.logloss)]
 
 
 def as_json(record: Any) -> dict[str, Any]:

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import polars as pl
 import torch
 import yaml
 
@@ -29,18 +28,17 @@ from data_prep.samples import SPLITS
 from data_prep.vocab import with_min_count
 from models.registry import build_model
 from training import distributed
+from training.calibration import CALIBRATION_FILE
 from training.checkpoint import check_resumable, load_checkpoint
 from training.config import ExperimentConfig, load_experiment
 from training.data import open_dataset
 from training.device import DEVICES, resolve_device
 from training.logs import RunRecorder, setup_logging
-from training.calibration import CALIBRATION_FILE, Calibration, fit_platt, sigmoid
-from training.metrics import oracle_metrics, split_metrics
-from training.records import (DataSummary, Efficiency, MetricsOnTest, ModelSummary, RunSummary, TrainSummary,
-                              as_json)
+from training.records import DataSummary, Efficiency, ModelSummary, RunSummary, TrainSummary, as_json
 from training.report import write_report
 from training.run_lock import locked_run_dir
-from training.scoring import history_timeline
+from training.tasks import build_task, check_model_fits
+from training.tasks.base import Task, TestOutcome
 from training.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -54,7 +52,12 @@ def argument_parser(description: str, default_config: str) -> argparse.ArgumentP
     data = parser.add_mutually_exclusive_group()
     data.add_argument("--raw-dir", help="raw Tianchi files: prepared into data/<source>-<hash> first")
     data.add_argument("--data-dir", help="an already prepared dataset (python -m data_prep)")
-    parser.add_argument("--source", choices=("taobao_ad", "userbehavior"), help="which raw data set (default: the config's)")
+    data.add_argument("--data", help="next-item: an interactions file (RecBole .inter, MovieLens u.data or ratings.dat, "
+                                     "CSV or Parquet of user, item, time, UserBehavior.csv), prepared first")
+    parser.add_argument("--source", choices=("taobao_ad", "userbehavior", "next_item"),
+                        help="which raw data set (default: the config's)")
+    parser.add_argument("--protocol", choices=("loo", "temporal"),
+                        help="next-item split: leave-one-out or global time cut-offs (default: the config's)")
     parser.add_argument("--device", choices=DEVICES, help="default: the config's (auto: cuda, then mps, then cpu)")
     parser.add_argument("--epochs", type=int, help="maximum epochs (default: the config's)")
     parser.add_argument("--seed", type=int, help="training seed (default: the config's)")
@@ -66,8 +69,10 @@ def argument_parser(description: str, default_config: str) -> argparse.ArgumentP
 
 def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
     """The experiment-config keys the command line sets."""
-    data = {k: v for k, v in (("raw_dir", args.raw_dir), ("dir", args.data_dir), ("source", args.source))
+    data = {k: v for k, v in (("raw_dir", args.raw_dir or args.data), ("dir", args.data_dir), ("source", args.source))
             if v is not None}
+    if args.protocol is not None:
+        data["prep"] = {"protocol": args.protocol}
     train = {k: v for k, v in (("device", args.device), ("epochs", args.epochs), ("seed", args.seed))
              if v is not None}
     return {"data": data, "train": train}
@@ -86,25 +91,13 @@ def resolved_config(cfg: ExperimentConfig, run_name: str, dataset: ProcessedData
     return out
 
 
-def data_summary(dataset: ProcessedDataset, seq_len: int) -> DataSummary:
+def data_summary(dataset: ProcessedDataset, task: Task, seq_len: int) -> DataSummary:
     splits = {name: dataset.split(name) for name in SPLITS}
-    oracle = None
-    if all(t.oracle_p is not None for t in splits.values()):
-        oracle = {name: oracle_metrics(splits[name].label, splits[name].oracle_p) for name in ("val", "test")}
+    ctr = ({k: float(t.label.mean()) if len(t) else float("nan") for k, t in splits.items()}
+           if task.name == "ctr" else {})
     return DataSummary(dir=str(dataset.root), source=dataset.meta.get("source"),
                        synthetic=bool(dataset.meta.get("synthetic")), rows={k: len(t) for k, t in splits.items()},
-                       ctr={k: float(t.label.mean()) if len(t) else float("nan") for k, t in splits.items()},
-                       oracle=oracle, seq_len=seq_len)
-
-
-def write_predictions(path: Path, preds: dict[str, Any], calibration: Calibration) -> None:
-    """The per-sample columns of `preds` (the model's diagnostic columns last) plus p (calibrated)
-    and p_raw (sigma(z)), as a parquet written whole or not at all."""
-    cols = {**preds, "p": calibration(preds["logit"]).astype(np.float32),
-            "p_raw": sigmoid(preds["logit"]).astype(np.float32)}
-    diagnostic = list(preds["diagnostics"].columns) if "diagnostics" in preds else []
-    order = ["row", "user_id", "label", "logit", "p", "p_raw", "history_length", "oracle_p", *diagnostic]
-    atomic_write_parquet(pl.DataFrame({k: cols[k] for k in order if k in cols}), path)
+                       ctr=ctr, oracle=task.oracle(), seq_len=seq_len)
 
 
 def run_experiment(cfg: ExperimentConfig, run_name: str | None = None, results_dir: str | Path = "results",
@@ -134,33 +127,27 @@ def run_experiment(cfg: ExperimentConfig, run_name: str | None = None, results_d
                 log.info("--resume: no %s yet, starting from the beginning", last)
             if ctx.is_main:
                 atomic_write_bytes(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False).encode())
+            check_model_fits(cfg.model, dataset)
             seed_everything(train.seed)
             model = build_model(cfg.model, with_min_count(dataset.meta, cfg.data.min_count))
             params = sum(p.numel() for p in model.parameters())
             log.info("run %s: model %s (%s parameters) on %s, %d process(es), data %s", run_name, cfg.model["name"],
                      f"{params:,}", device, ctx.world_size, dataset.root)
-            trainer = Trainer(model, dataset, fingerprint, config, train, run_dir, ctx, device,
-                              history_timeline(cfg.model, dataset.meta))
+            task = build_task(cfg, dataset, device, ctx)
+            trainer = Trainer(model, dataset, task, fingerprint, config, train, run_dir, ctx, device)
             fit = trainer.fit(resume_from=state)
-            val = trainer.predict("val")
-            calibration = fit_platt(val["logit"], val["label"])
-            eval_began = time.perf_counter()
-            test = trainer.predict("test")
-            eval_rate = len(test["label"]) / (time.perf_counter() - eval_began)
-            raw = split_metrics(test["label"], test["logit"], test["user_id"])
-            metrics = MetricsOnTest(**split_metrics(test["label"], test["logit"], test["user_id"], calibration),
-                                 **{f"{key}_raw": raw[key] for key in ("logloss", "mean_pred", "ece")})
+            outcome = task.test(model)
             summary = RunSummary(
-                run_name=run_name, label=cfg.label or cfg.model["name"], experiment=cfg.experiment,
-                model=ModelSummary(cfg.model["name"], params), data=data_summary(dataset, train.seq_len),
-                train=TrainSummary(fit.epochs_run, fit.best_epoch, fit.best_step, fit.stop_reason, fit.best_val_auc,
-                                   train.seed),
-                test=metrics, calibration=calibration.to_dict(),
-                efficiency=Efficiency(fit.seconds_per_epoch, fit.train_samples_per_s, eval_rate, peak.mb(), params,
-                                      str(device), ctx.world_size, time.perf_counter() - began),
-                diagnostics=test["diagnostics"].result() if "diagnostics" in test else {})
+                run_name=run_name, label=cfg.label or cfg.model["name"], experiment=cfg.experiment, task=task.name,
+                model=ModelSummary(cfg.model["name"], params), data=data_summary(dataset, task, train.seq_len),
+                train=TrainSummary(fit.epochs_run, fit.best_epoch, fit.best_step, fit.stop_reason, task.monitor,
+                                   fit.best_val, train.seed),
+                test=outcome.metrics, calibration=outcome.calibration,
+                efficiency=Efficiency(fit.seconds_per_epoch, fit.train_samples_per_s, outcome.samples_per_s,
+                                      peak.mb(), params, str(device), ctx.world_size, time.perf_counter() - began),
+                diagnostics=outcome.diagnostics)
             if ctx.is_main:
-                _finish(run_dir, summary, test, calibration, trainer.recorder, Path(results_dir))
+                _finish(run_dir, summary, outcome, task, trainer.recorder, Path(results_dir))
             distributed.barrier()
     finally:
         distributed.shutdown()
@@ -189,16 +176,14 @@ def owned_run_dir(run_dir: Path, ctx: distributed.Dist, resume: bool) -> Iterato
         yield
 
 
-def _finish(run_dir: Path, summary: RunSummary, test: dict[str, Any], calibration: Calibration,
-            recorder: RunRecorder, results_dir: Path) -> None:
-    """Rank 0: the test record, calibration, predictions, summary.json and the report."""
-    metrics = summary.test
-    recorder.record("test", as_json(metrics))
-    log.info("test: AUC %.4f logloss %.4f (%.4f before calibration) GAUC %.4f mean p %.4f vs click rate %.4f "
-             "(%d samples)", metrics.auc, metrics.logloss, metrics.logloss_raw, metrics.gauc, metrics.mean_pred,
-             metrics.ctr, metrics.n)
-    atomic_write_bytes(run_dir / CALIBRATION_FILE, json.dumps(calibration.to_dict(), indent=2).encode())
-    write_predictions(run_dir / "test_predictions.parquet", test, calibration)
+def _finish(run_dir: Path, summary: RunSummary, outcome: TestOutcome, task: Task, recorder: RunRecorder,
+            results_dir: Path) -> None:
+    """Rank 0: the test record, calibration (CTR), predictions, summary.json and the report."""
+    recorder.record("test", as_json(summary.test))
+    log.info("test: %s", task.describe(summary.test))
+    if outcome.calibration is not None:
+        atomic_write_bytes(run_dir / CALIBRATION_FILE, json.dumps(outcome.calibration, indent=2).encode())
+    atomic_write_parquet(outcome.predictions, run_dir / "test_predictions.parquet")
     atomic_write_bytes(run_dir / "summary.json", json.dumps(as_json(summary), indent=2).encode())
     write_report(run_dir, results_dir)
     log.info("wrote %s (report.md, report.txt, plots)", run_dir)

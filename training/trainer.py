@@ -1,10 +1,13 @@
-"""The training loop: one model, one prepared dataset, one recipe (training/config.py).
+"""The training loop: one model, one prepared dataset, one recipe (training/config.py), one task
+(training/tasks/: click-through rate or next-item ranking; the task brings its samples, loss,
+metrics and the validation metric early stopping watches).
 
-Per batch: forward (bf16 autocast on CUDA if asked), label-smoothed BCE plus any auxiliary loss
-(models/losses.py), a stop if the loss or gradient norm is not finite on any rank, backward,
-gradient clipping, AdamW step, learning-rate step. Per epoch: train AUC and loss from the
-epoch's own predictions, validation metrics, early stopping, best.pt on a new best, last.pt.
-At the end the best weights are loaded back.
+Per batch: forward (bf16 autocast on CUDA if asked), the task's loss (plus the embedding penalty
+of training/regularization.py when set), a stop if the loss or gradient norm is not finite on any
+rank, backward, gradient clipping, AdamW step, learning-rate step. Per evaluation (each epoch end,
+and every `eval_every` steps): the task's metrics of the training predictions since the previous
+evaluation, its validation metrics, early stopping, best.pt on a new best, last.pt. At the end
+the best weights are loaded back.
 
 Resuming: last.pt holds the position inside the epoch, the partial train predictions and every
 rank's RNG states, and batches are a function of (seed, epoch), so a resumed CPU run repeats the
@@ -28,23 +31,19 @@ from tqdm import tqdm
 from common.errors import MDAFError
 from data_prep.dataset import ProcessedDataset
 from data_prep.loader import BatchLoader
-from models.losses import model_loss
 from training import distributed
-from training.calibration import sigmoid
 from training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from training.config import TrainConfig
 from training.distributed import Dist
 from training.early_stopping import EarlyStopping
 from training.logs import RunRecorder
-from training.metrics import auc, logloss, split_metrics
 from training.optim import adamw
 from training.records import EvalRecord, StepRecord, as_json
 from training.regularization import EmbeddingL2
 from training.schedule import warmup_cosine
-from training.scoring import score_split
+from training.tasks.base import Task
 
 log = logging.getLogger(__name__)
-
 
 
 class TrainingDiverged(MDAFError):
@@ -56,30 +55,15 @@ class FitResult:
     epochs_run: int
     best_epoch: int
     best_step: int
-    best_val_auc: float
+    best_val: float
     stop_reason: str
     seconds_per_epoch: float
     train_samples_per_s: float
 
 
-class WithoutAuxLogits(nn.Module):
-    """The model with its sub-network logits dropped from the output, for DDP when the loss does not
-    use them: DDP counts every parameter that reaches an output as used, and would wait forever for
-    the gradients of the unused heads."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, batch: dict[str, torch.Tensor]):
-        out = self.model(batch)
-        out.aux_logits = {}
-        return out
-
-
 class Trainer:
-    def __init__(self, model: nn.Module, dataset: ProcessedDataset, fingerprint: dict, config: dict,
-                 cfg: TrainConfig, run_dir: Path, ctx: Dist, device: torch.device, timeline: str | None):
+    def __init__(self, model: nn.Module, dataset: ProcessedDataset, task: Task, fingerprint: dict, config: dict,
+                 cfg: TrainConfig, run_dir: Path, ctx: Dist, device: torch.device):
         """fingerprint: `dataset.fingerprint()`; config: the run's resolved config (config.yaml);
         both are stored in every checkpoint, for training/checkpoint.py's resume checks."""
         if cfg.batch_size % ctx.world_size:
@@ -89,12 +73,13 @@ class Trainer:
             if len(dataset.split(split)) == 0:
                 raise MDAFError(f"{dataset.root / 'samples' / (split + '.parquet')}: no samples; training needs "
                                 "train and validation samples (check the split days of the data config)")
-        self.cfg, self.ctx, self.device, self.dataset, self.timeline = cfg, ctx, device, dataset, timeline
+        self.cfg, self.ctx, self.device, self.dataset, self.task = cfg, ctx, device, dataset, task
         self.fingerprint, self.config = fingerprint, config
         self.model = model.to(device)
         self.ckpt_dir = run_dir / "checkpoints"
         self.train_loader = BatchLoader(dataset, "train", cfg.seq_len, cfg.batch_size // ctx.world_size,
-                                        shuffle=True, seed=cfg.seed, rank=ctx.rank, world_size=ctx.world_size)
+                                        shuffle=True, seed=cfg.seed, rank=ctx.rank, world_size=ctx.world_size,
+                                        rows=task.train_rows())
         self.optimizer = adamw(self.model, cfg.lr, cfg.weight_decay, cfg.betas, cfg.embedding_lr_scale)
         self.embedding_l2 = EmbeddingL2(self.model, cfg.embedding_l2) if cfg.embedding_l2 else None
         self.scheduler = warmup_cosine(self.optimizer, len(self.train_loader), cfg.epochs, cfg.warmup_epochs,
@@ -107,11 +92,10 @@ class Trainer:
         self.use_bf16 = cfg.bf16 and device.type == "cuda"
         if cfg.bf16 and not self.use_bf16:
             log.warning("bf16 autocast is for CUDA only; training in float32 on %s", device)
-        self.aux_loss = self._resolve_aux_loss()
+        task.setup(self.model, self._to_device(self.train_loader.batch(np.arange(min(2, len(self.train_loader.table))))))
         self.net = self.model
         if ctx.enabled:
-            unused = self.aux_loss == "none" and self._has_aux
-            view = WithoutAuxLogits(self.model) if unused else self.model
+            view, unused = task.ddp_view(self.model)
             self.net = DistributedDataParallel(view, device_ids=[device] if device.type == "cuda" else None,
                                                find_unused_parameters=unused)
         # progress: the epoch in progress (1-based), batches done in it, optimiser steps in all
@@ -129,18 +113,6 @@ class Trainer:
 
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-
-    def _resolve_aux_loss(self) -> str:
-        """'auto' -> 'tri_bce' when the model returns sub-network logits, else 'none' (checked on
-        two training samples in eval mode, which draws no random numbers)."""
-        self.model.eval()
-        with torch.no_grad():
-            out = self.model(self._to_device(self.train_loader.batch(np.arange(min(2, len(self.train_loader.table))))))
-        self.model.train()
-        self._has_aux = bool(out.aux_logits)
-        if self.cfg.aux_loss == "auto":
-            return "tri_bce" if self._has_aux else "none"
-        return self.cfg.aux_loss
 
     # ----- checkpoints -----
     def _state(self) -> dict:
@@ -181,8 +153,8 @@ class Trainer:
             self._train_epoch()
         best = load_checkpoint(self.ckpt_dir / "best.pt")
         self.model.load_state_dict(best["model"])
-        log.info("training stopped: %s; best evaluation: epoch %d, step %d (val AUC %.4f) restored",
-                 self.stop_reason, self.stopper.best_epoch, self.stopper.best_step, self.stopper.best)
+        log.info("training stopped: %s; best evaluation: epoch %d, step %d (val %s %.4f) restored",
+                 self.stop_reason, self.stopper.best_epoch, self.stopper.best_step, self.task.monitor, self.stopper.best)
         self.recorder.close()
         epochs = self.history[-1].progress
         return FitResult(math.ceil(epochs - 1e-9), self.stopper.best_epoch, self.stopper.best_step, self.stopper.best,
@@ -200,13 +172,12 @@ class Trainer:
                    desc=f"epoch {self.epoch}", disable=not self.ctx.is_main, leave=False, dynamic_ncols=True)
         for batch in bar:
             if self.partial is None:
-                self.partial = {"logit": [], "label": [], "loss_sum": 0.0, "count": 0, "seconds": 0.0}
+                self.partial = {"kept": [], "loss_sum": 0.0, "count": 0, "seconds": 0.0}
             part = self.partial
             batch = self._to_device(batch)
-            label = batch["label"]
             with self._autocast():
                 out = self.net(batch)
-                loss = model_loss(out, label, cfg.label_smoothing, self.aux_loss)
+                loss = self.task.loss(out, batch)
                 objective = loss + self.embedding_l2.penalty() if self.embedding_l2 is not None else loss
             if not distributed.all_ranks(bool(torch.isfinite(objective)), self.device):
                 self._diverged(f"loss is {objective.item()} on this rank (or not finite on another)")
@@ -219,9 +190,8 @@ class Trainer:
             self.scheduler.step()
             self.step += 1
             self.position += 1
-            n = int(label.shape[0])
-            part["logit"].append(out.logit.detach().float().cpu().numpy())
-            part["label"].append(label.cpu().numpy().astype(np.int8))
+            n = int(batch["label"].shape[0])
+            part["kept"].append(self.task.keep(out, batch))
             part["loss_sum"] += float(loss.item()) * n
             part["count"] += n
             since_log += n
@@ -255,49 +225,47 @@ class Trainer:
                                "(try a lower lr or grad_clip, or bf16: false)")
 
     def _evaluate(self, end_of_epoch: bool) -> None:
-        """Train metrics of the steps since the last evaluation, validation metrics, early stopping,
-        checkpoints, the evaluation record (kind "epoch"; several per epoch with `eval_every`)."""
-        part = self.partial
-        gathered = distributed.gather_arrays({"logit": np.concatenate(part["logit"]),
-                                              "label": np.concatenate(part["label"])})
+        """The task's metrics of the training predictions since the last evaluation and of the
+        validation split, early stopping, checkpoints, the evaluation record (kind "epoch"; several
+        per epoch with `eval_every`)."""
+        part, monitor = self.partial, self.task.monitor
+        kept = distributed.gather_arrays({k: np.concatenate([b[k] for b in part["kept"]]) for k in part["kept"][0]})
         sums = distributed.gather_objects((part["loss_sum"], part["count"]))
         train_loss = sum(s for s, _ in sums) / sum(c for _, c in sums)
-        train_auc = auc(gathered["label"], gathered["logit"])
+        train_m = self.task.train_metrics(kept)
         seconds = part["seconds"]
         rate = part["count"] * self.ctx.world_size / seconds
         began = time.perf_counter()
-        val = self.predict("val")
-        val_m = split_metrics(val["label"], val["logit"], val["user_id"])
+        val_m, val = self.task.evaluate(self.model, "val")
         seconds += time.perf_counter() - began
         self.totals["seconds"] += seconds
         self.totals["train_seconds"] += part["seconds"]
         self.totals["train_samples"] += part["count"]
-        improved = self.stopper.update(val_m["auc"], self.epoch, self.step)
+        improved = self.stopper.update(val_m[monitor], self.epoch, self.step)
         diagnostics = ({column: float(val[column].mean()) for column in val["diagnostics"].columns}
                        if "diagnostics" in val else {})
         record = EvalRecord(
             epoch=self.epoch, step=self.step, progress=self.epoch - 1 + self.position / len(self.train_loader),
-            lr=self.scheduler.get_last_lr()[0], train_loss=train_loss,
-            train_logloss=logloss(gathered["label"], sigmoid(gathered["logit"])), train_auc=train_auc,
-            val_auc=val_m["auc"], val_logloss=val_m["logloss"], val_gauc=val_m["gauc"], gap=train_auc - val_m["auc"],
-            status=self.stopper.status(), seconds=seconds, samples_per_s=rate, diagnostics=diagnostics)
+            lr=self.scheduler.get_last_lr()[0], train_loss=train_loss, train=train_m, val=val_m,
+            gap=train_m.get(monitor, math.nan) - val_m[monitor], status=self.stopper.status(), seconds=seconds,
+            samples_per_s=rate, diagnostics=diagnostics)
         self.history.append(record)
         self.recorder.record("epoch", as_json(record))
         self.recorder.scalars(self.step, **{
-            "auc/train": train_auc, "auc/val": val_m["auc"], "gauc/val": val_m["gauc"], "loss/train": train_loss,
-            "logloss/val": val_m["logloss"], "auc/gap": record.gap, "throughput/epoch_samples_per_s": rate,
+            "loss/train": train_loss, "gap": record.gap, "throughput/epoch_samples_per_s": rate,
+            **{f"train/{name}": value for name, value in train_m.items()},
+            **{f"val/{name}": value for name, value in val_m.items()},
             **{f"diagnostics/{name}": value for name, value in diagnostics.items()}})
         where = f"epoch {self.epoch}" if end_of_epoch else f"epoch {self.epoch} step {self.step}"
-        log.info("%s: lr %.2e  train loss %.4f AUC %.4f | val AUC %.4f logloss %.4f GAUC %.4f | gap %+.4f"
-                 " | %s | %.0f s, %.0f samples/s", where, record.lr, train_loss, train_auc, val_m["auc"],
-                 val_m["logloss"], val_m["gauc"], record.gap, record.status, seconds, rate)
+        log.info("%s: lr %.2e  train loss %.4f %s | val %s | gap %+.4f | %s | %.0f s, %.0f samples/s", where,
+                 record.lr, train_loss, _figures(train_m), _figures(val_m), record.gap, record.status, seconds, rate)
         if improved and self.ctx.is_main:
             save_checkpoint(self.ckpt_dir / "best.pt", {"model": self.model.state_dict(), "epoch": self.epoch,
-                                                        "step": self.step, "val_auc": val_m["auc"],
+                                                        "step": self.step, f"val_{monitor}": val_m[monitor],
                                                         "dataset": self.fingerprint})
         if self.stopper.should_stop:
             self.done, self.stop_reason = True, (
-                f"early stopping: no validation AUC gain above {self.cfg.min_delta} for {self.cfg.patience} "
+                f"early stopping: no validation {monitor} gain above {self.cfg.min_delta} for {self.cfg.patience} "
                 f"evaluations after epoch {self.stopper.best_epoch} (step {self.stopper.best_step})")
         elif end_of_epoch and self.epoch >= self.cfg.epochs:
             self.done, self.stop_reason = True, f"reached the last epoch ({self.cfg.epochs})"
@@ -306,8 +274,6 @@ class Trainer:
             self.epoch, self.position = self.epoch + 1, 0
         self._save_last()
 
-    # ----- evaluation -----
-    def predict(self, split: str) -> dict[str, np.ndarray]:
-        """`split` scored by the current weights (training/scoring.py), on every rank."""
-        return score_split(self.model, self.dataset, split, self.cfg.seq_len, self.cfg.eval_batch_size,
-                           self.device, self.timeline, self.ctx, self.use_bf16)
+
+def _figures(metrics: dict[str, float]) -> str:
+    return " ".join(f"{name} {value:.4f}" for name, value in metrics.items())

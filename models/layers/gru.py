@@ -12,17 +12,20 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 
 class MaskedGRU(nn.Module):
-    """forward(x (B, L, H), mask (B, L) bool, left-padded) -> (B, L, H), 0 at pads."""
+    """forward(x (B, L, D) with D = `input_size` (default `hidden`), mask (B, L) bool, left-padded)
+    -> (B, L, hidden), 0 at pads."""
 
-    def __init__(self, hidden: int, n_layers: int = 1, dropout: float = 0.0):
+    def __init__(self, hidden: int, n_layers: int = 1, dropout: float = 0.0, input_size: int | None = None):
         super().__init__()
-        self.gru = nn.GRU(hidden, hidden, n_layers, batch_first=True, dropout=dropout if n_layers > 1 else 0.0)
+        self.gru = nn.GRU(input_size or hidden, hidden, n_layers, batch_first=True,
+                          dropout=dropout if n_layers > 1 else 0.0)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        b, length, hidden = x.shape
+        b, length, width = x.shape
+        hidden = self.gru.hidden_size
         n_pad = length - mask.sum(dim=1)  # (B,)
         pos = torch.arange(length, device=x.device)
-        to_front = ((pos[None, :] + n_pad[:, None]) % length)[..., None].expand(-1, -1, hidden)  # (B, L, H)
+        to_front = ((pos[None, :] + n_pad[:, None]) % length)[..., None].expand(-1, -1, width)  # (B, L, D)
         packed = pack_padded_sequence(
             torch.gather(x, 1, to_front), (length - n_pad).clamp_min(1).cpu(), batch_first=True, enforce_sorted=False
         )

@@ -1,11 +1,12 @@
 """Mamba4Rec's layer (Liu et al. 2024, "Mamba4Rec: Towards Efficient Sequential Recommendation with
 Selective State Space Models", Sec. 3.2-3.3):
 
-  h = LayerNorm(x + Dropout(Mamba(x)))
+  h = LayerNorm(x + Dropout(Mamba(x)))                          (without `x +` when residual is off)
   out = LayerNorm(h + Dropout(W_2 Dropout(GELU(W_1 h))))        (position-wise FFN, 4x)
 
-The residual around the mixer is always used (the paper drops it for a single layer; the "v2"
-configuration keeps it). Padding is handled inside the mixer (models/mdaf/mamba.py).
+The authors' code puts no residual around the mixer when there is a single layer
+(`residual=False`, models/next_item/mamba4rec.py); MDAF's "v2" branch always keeps it. Padding is
+handled inside the mixer (models/mdaf/mamba.py).
 """
 from __future__ import annotations
 
@@ -21,16 +22,18 @@ class Mamba4RecLayer(nn.Module):
 
     def __init__(
         self, hidden: int, d_state: int = 16, d_conv: int = 4, expand: int = 2, dropout: float = 0.2,
-        ffn_mult: int = 4, scan_backend: str = "auto",
+        ffn_mult: int = 4, scan_backend: str = "auto", residual: bool = True,
     ):
         super().__init__()
         self.mamba = Mamba(hidden, d_state=d_state, d_conv=d_conv, expand=expand, scan_backend=scan_backend)
         self.drop = nn.Dropout(dropout)
         self.norm = nn.LayerNorm(hidden)
         self.ffn = FeedForward(hidden, ffn_mult, dropout, "gelu")
+        self.residual = residual
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.ffn(self.norm(x + self.drop(self.mamba(x, mask))))
+        h = self.drop(self.mamba(x, mask))
+        return self.ffn(self.norm(x + h if self.residual else h))
 
 
 class Mamba4RecEncoder(nn.Module):

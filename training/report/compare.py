@@ -1,4 +1,5 @@
-"""This run beside every other finished run under a results folder, ranked by test AUC."""
+"""This run beside every other finished run of the same task under a results folder, ranked by its
+test figure (AUC for CTR, NDCG@10 for next-item)."""
 from __future__ import annotations
 
 import logging
@@ -20,17 +21,17 @@ class RunRow:
     label: str
     model: str
     data: str
-    test_auc: float
-    test_logloss: float
+    figures: list[tuple[str, float]]  # RunSummary.figures: the ranking one first
     best_epoch: int
     params: int
     this: bool
 
 
 def comparison(run: Run, results_root: Path) -> list[RunRow]:
-    """`run` and the finished runs under `results_root`, best test AUC first (NaN last)."""
+    """`run` and the finished runs of its task under `results_root`, best first (NaN last)."""
     here = run.dir.resolve()
     rows = [_row(run.summary, _name(run.dir, results_root), run.label, this=True)]
+    names = [name for name, _ in rows[0].figures]
     for run_dir in run_dirs(results_root):
         if run_dir.resolve() == here:
             continue
@@ -39,8 +40,9 @@ def comparison(run: Run, results_root: Path) -> list[RunRow]:
         except MDAFError as exc:  # one odd run (unfinished, older format) must not stop the report
             log.info("not compared: %s", exc)
             continue
-        rows.append(_row(summary, _name(run_dir, results_root), summary.label, this=False))
-    return sorted(rows, key=lambda r: (math.isnan(r.test_auc), -r.test_auc, r.run))
+        if [name for name, _ in summary.figures] == names:
+            rows.append(_row(summary, _name(run_dir, results_root), summary.label, this=False))
+    return sorted(rows, key=lambda r: (math.isnan(r.figures[0][1]), -r.figures[0][1], r.run))
 
 
 def run_dirs(root: Path) -> list[Path]:
@@ -58,8 +60,8 @@ def run_dirs(root: Path) -> list[Path]:
 
 def _row(summary: RunSummary, name: str, label: str, this: bool) -> RunRow:
     data = summary.data.source + (" (synthetic)" if summary.data.synthetic else "")
-    return RunRow(run=name, label=label, model=summary.model.name, data=data, test_auc=summary.test.auc,
-                  test_logloss=summary.test.logloss, best_epoch=summary.train.best_epoch,
+    return RunRow(run=name, label=label, model=summary.model.name, data=data, figures=summary.figures,
+                  best_epoch=summary.train.best_epoch,
                   params=summary.model.params, this=this)
 
 

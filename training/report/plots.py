@@ -18,24 +18,29 @@ SIZE = (16, 4.6)
 DPI = 100
 
 
-def learning_curves(epochs: list[EvalRecord], steps: list[StepRecord], best: EvalRecord,
-                    oracle_val_auc: float | None) -> bytes:
-    """AUC and loss at each evaluation against epochs of training (fractional when the run
-    evaluated inside epochs), and learning rate per optimizer step, side by side."""
-    fig, (auc_ax, loss_ax, lr_ax) = _figure(3)
+def learning_curves(epochs: list[EvalRecord], steps: list[StepRecord], best: EvalRecord, monitor: str,
+                    oracle_val: float | None) -> bytes:
+    """The metric early stopping watches (`monitor`: auc, or ndcg@10) and the loss at each
+    evaluation against epochs of training (fractional when the run evaluated inside epochs), and
+    the learning rate per optimizer step, side by side."""
+    fig, (metric_ax, loss_ax, lr_ax) = _figure(3)
+    name = monitor.upper()
     x = [e.progress for e in epochs]
-    auc_ax.plot(x, [e.train_auc for e in epochs], "o-", label="train AUC (since the last evaluation)")
-    auc_ax.plot(x, [e.val_auc for e in epochs], "s-", label="val AUC")
-    if oracle_val_auc is not None:
-        auc_ax.axhline(oracle_val_auc, color="gray", ls="--",
-                       label=f"oracle val AUC {oracle_val_auc:.3f}")
-    auc_ax.plot([best.progress], [best.val_auc], "*", color="C3", ms=18, zorder=3,
-                label=f"best: epoch {best.epoch}, step {best.step} (val {best.val_auc:.3f})")
-    _labels(auc_ax, "AUC at each evaluation", "epochs of training", "AUC")
-    loss_ax.plot(x, [e.train_logloss for e in epochs], "o-", label="train logloss")  # what val logloss measures
-    loss_ax.plot(x, [e.val_logloss for e in epochs], "s-", label="val logloss")
-    _labels(loss_ax, "Loss at each evaluation", "epochs of training", "log loss")
-    for ax in (auc_ax, loss_ax):
+    metric_ax.plot(x, [e.train.get(monitor, np.nan) for e in epochs], "o-",
+                   label=f"train {name} (since the last evaluation)")
+    metric_ax.plot(x, [e.val[monitor] for e in epochs], "s-", label=f"val {name}")
+    if oracle_val is not None:
+        metric_ax.axhline(oracle_val, color="gray", ls="--", label=f"oracle val {name} {oracle_val:.3f}")
+    metric_ax.plot([best.progress], [best.val[monitor]], "*", color="C3", ms=18, zorder=3,
+                   label=f"best: epoch {best.epoch}, step {best.step} (val {best.val[monitor]:.3f})")
+    _labels(metric_ax, f"{name} at each evaluation", "epochs of training", name)
+    if "logloss" in epochs[0].val:  # CTR: the same loss on both splits
+        loss_ax.plot(x, [e.train.get("logloss", np.nan) for e in epochs], "o-", label="train logloss")
+        loss_ax.plot(x, [e.val["logloss"] for e in epochs], "s-", label="val logloss")
+    else:
+        loss_ax.plot(x, [e.train_loss for e in epochs], "o-", label="train loss (since the last evaluation)")
+    _labels(loss_ax, "Loss at each evaluation", "epochs of training", "loss")
+    for ax in (metric_ax, loss_ax):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for i, e in enumerate(epochs):
         lr_ax.axvline(e.step, color="0.8", lw=0.8, label="an evaluation" if i == 0 else None)

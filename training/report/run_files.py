@@ -23,7 +23,8 @@ from training.records import EvalRecord, RunSummary, StepRecord, read_record
 
 log = logging.getLogger(__name__)
 
-PREDICTION_COLUMNS = ("label", "p", "p_raw", "history_length")  # p_raw: sigma(z), before calibration
+PREDICTION_COLUMNS = {"ctr": ("label", "p", "p_raw", "history_length"),  # p_raw: sigma(z), before calibration
+                      "next_item": ("rank", "history_length")}
 
 
 @dataclass
@@ -37,7 +38,7 @@ class Run:
                               # a repeated evaluation's last record
     steps: list[StepRecord]  # in order; likewise for repeated steps
     resumed_epochs: list[int]  # epochs whose evaluations were recorded more than once (a resume)
-    predictions: pl.DataFrame  # label, p, p_raw, history_length (+ the model's diagnostic columns)
+    predictions: pl.DataFrame  # PREDICTION_COLUMNS of its task (+ the model's diagnostic columns)
     criteria: CriteriaConfig
 
     @property
@@ -77,7 +78,8 @@ def load_run(run_dir: Path, summary: RunSummary, diagnostic_columns: tuple[str, 
     return Run(dir=run_dir, config=config, summary=summary, epochs=epochs,
                steps=latest(step_records, "step"),
                resumed_epochs=sorted({e for (e, _), n in counts.items() if n > 1}),
-               predictions=read_predictions(run_dir / "test_predictions.parquet", diagnostic_columns),
+               predictions=read_predictions(run_dir / "test_predictions.parquet",
+                                                (*PREDICTION_COLUMNS[summary.task], *diagnostic_columns)),
                criteria=criteria)
 
 
@@ -129,17 +131,15 @@ def as_float(value: Any) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
 
 
-def read_predictions(path: Path, diagnostic_columns: tuple[str, ...] = ()) -> pl.DataFrame:
-    """The test predictions' columns the report uses, the model's diagnostic columns included."""
+def read_predictions(path: Path, columns: tuple[str, ...]) -> pl.DataFrame:
+    """The test predictions' `columns` (the task's and the model's diagnostic ones)."""
     if not path.is_file():
         raise MDAFError(f"{path}: not found; expected the test predictions a training run writes")
-    columns = [*PREDICTION_COLUMNS, *diagnostic_columns]
     try:
         present = pl.read_parquet_schema(path)
         missing = [c for c in columns if c not in present]
         if missing:
-            reason = " (summary.json has the model's diagnostics)" if set(missing) & set(diagnostic_columns) else ""
-            raise MDAFError(f"{path}: missing column(s) {missing}{reason}; expected {columns}")
-        return pl.read_parquet(path, columns=columns)
+            raise MDAFError(f"{path}: missing column(s) {missing}; expected {list(columns)}")
+        return pl.read_parquet(path, columns=list(columns))
     except (OSError, pl.exceptions.PolarsError) as exc:
         raise MDAFError(f"{path}: not a readable Parquet file ({exc})") from None

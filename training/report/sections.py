@@ -4,10 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from training.report.compare import RunRow
 from training.report.criteria import CriterionResult
 from training.report.document import Document, Facts, Image, Section, Table, num
-from training.report.gate import GateStats, describe_shape
+from training.ranking import ranking_metrics
+from training.report.gate import HISTORY_BINS, GateStats, bin_name, describe_shape
 from training.report.run_files import Run, as_float
 
 LEARNING_CURVES = "learning_curves.png"
@@ -15,12 +18,15 @@ GATE_DISTRIBUTION = "gate_distribution.png"
 RELIABILITY = "reliability.png"
 
 
-def build_document(run: Run, criteria: list[CriterionResult], runs: list[RunRow],
+def build_document(run: Run, criteria: list[CriterionResult] | None, runs: list[RunRow],
                    results_root: Path, gate: GateStats | None) -> Document:
-    """Title and the numbered sections; the gate section only for a run with a gate."""
-    sections = [data_section(run), epochs_section(run), stopping_section(run), test_section(run),
-                criteria_section(criteria), comparison_section(runs, results_root),
-                efficiency_section(run)]
+    """Title and the numbered sections; success criteria for a CTR run, the gate section for a run
+    with a gate."""
+    test = test_section(run) if run.summary.task == "ctr" else ranking_section(run)
+    sections = [data_section(run), epochs_section(run), stopping_section(run), test]
+    if criteria is not None:
+        sections.append(criteria_section(criteria))
+    sections += [comparison_section(runs, results_root), efficiency_section(run)]
     if gate is not None:
         sections.append(gate_section(gate))
     for number, section in enumerate(sections, 1):
@@ -28,46 +34,79 @@ def build_document(run: Run, criteria: list[CriterionResult], runs: list[RunRow]
     summary = run.summary
     header = Section("Run", [Facts([
         ("run", summary.run_name), ("label", run.label), ("model", summary.model.name),
-        ("experiment", summary.experiment),
+        ("experiment", summary.experiment), ("task", TASKS[summary.task]),
         ("train config", _settings(run.config.get("train"))),
     ])])
     return Document(f"Training report: {summary.run_name}", [header, *sections])
 
 
+TASKS = {"ctr": "click-through rate", "next_item": "next-item ranking over the whole catalogue"}
+
+
+def metric_name(key: str) -> str:
+    """A metric's key as the report writes it: auc -> AUC, ndcg@10 -> NDCG@10; logloss stays."""
+    return key if key == "logloss" else key.upper()
+
+
 def data_section(run: Run) -> Section:
     data = run.summary.data
     source = data.source + (" (synthetic)" if data.synthetic else "")
+    ctr = run.summary.task == "ctr"
+    headers, align = (["split", "rows", "CTR"], "lrr") if ctr else (["split", "targets"], "lr")
     blocks: list[Any] = [
         Facts([("source", source), ("dir", data.dir), ("sequence length", str(data.seq_len))]),
-        Table(["split", "rows", "CTR"],
-              [[s, num(data.rows[s], ","), num(data.ctr.get(s))] for s in data.rows], "lrr"),
+        Table(headers, [[s, num(data.rows[s], ","), num(data.ctr.get(s))][: len(headers)] for s in data.rows], align),
     ]
     oracle = run.oracle
-    if oracle:
+    if not oracle:
+        return Section("Data", blocks)
+    if ctr:
         blocks.append("The oracle scores the true click probabilities of the synthetic data: the "
                       "best any model could reach.")
-        blocks.append(Table(["split", "oracle AUC", "oracle logloss"],
-                            [[s, num(oracle[s]["auc"]), num(oracle[s]["logloss"])]
-                             for s in ("val", "test") if oracle.get(s)], "lrr"))
-        test_auc, best = run.summary.test.auc, as_float(oracle["test"]["auc"])
-        lift = (test_auc - 0.5) / (best - 0.5) if best > 0.5 else float("nan")
-        blocks.append(f"Test AUC {num(test_auc)} captures {num(100 * lift, '.1f')}% of the "
+        keys = ["auc", "logloss"]
+    else:
+        blocks.append("The oracle ranks the catalogue by the true next-item probabilities of the synthetic "
+                      "data: the best any model could reach in expectation.")
+        keys = ["hr@10", "ndcg@10", "mrr@10"]
+    blocks.append(Table(["split", *(f"oracle {metric_name(k)}" for k in keys)],
+                        [[s, *(num(oracle[s].get(k)) for k in keys)] for s in ("val", "test") if oracle.get(s)],
+                        "l" + "r" * len(keys)))
+    name, value = run.summary.figures[0]
+    best = as_float(oracle["test"].get(name.lower()))
+    if ctr:
+        lift = (value - 0.5) / (best - 0.5) if best > 0.5 else float("nan")
+        blocks.append(f"Test AUC {num(value)} captures {num(100 * lift, '.1f')}% of the "
                       f"achievable lift over 0.5 (oracle test AUC {num(best)}).")
+    else:
+        blocks.append(f"Test {name} {num(value)} is {num(100 * value / best, '.1f')}% of the oracle's "
+                      f"{num(best)}.")
     return Section("Data", blocks)
 
 
 def epochs_section(run: Run) -> Section:
+    train_keys = list(dict.fromkeys(k for e in run.epochs for k in e.train))
+    val_keys = list(dict.fromkeys(k for e in run.epochs for k in e.val))
     diagnostics = list(dict.fromkeys(name for e in run.epochs for name in e.diagnostics))
-    headers = ["epoch", "step", "lr", "train loss", "train logloss", "train AUC", "val AUC", "val logloss", "gap",
-               "status", *(name.replace("_", " ") for name in diagnostics)]
-    rows = [[str(e.epoch), str(e.step), num(e.lr, ".3g"), num(e.train_loss), num(e.train_logloss),
-             num(e.train_auc), num(e.val_auc), num(e.val_logloss), num(e.gap, "+.4f"), e.status,
-             *(num(e.diagnostics.get(name), ".3f") for name in diagnostics)] for e in run.epochs]
-    blocks: list[Any] = [Table(headers, rows, "rrrrrrrrrl" + "r" * len(diagnostics))]
-    blocks.append("One row per evaluation: at the end of each epoch, and every `eval_every` steps when set. "
-                  "train loss: the training objective (smoothed targets, plus Tri-BCE's terms where the "
-                  "model has sub-network heads); train AUC and logloss: of the training predictions since "
-                  "the previous evaluation, the quantities val AUC and logloss measure.")
+    headers = ["epoch", "step", "lr", "train loss", *(f"train {metric_name(k)}" for k in train_keys),
+               *(f"val {metric_name(k)}" for k in val_keys), "gap", "status",
+               *(name.replace("_", " ") for name in diagnostics)]
+    rows = [[str(e.epoch), str(e.step), num(e.lr, ".3g"), num(e.train_loss),
+             *(num(e.train.get(k)) for k in train_keys), *(num(e.val.get(k)) for k in val_keys),
+             num(e.gap, "+.4f"), e.status, *(num(e.diagnostics.get(name), ".3f") for name in diagnostics)]
+            for e in run.epochs]
+    align = "r" * (5 + len(train_keys) + len(val_keys)) + "l" + "r" * len(diagnostics)
+    monitor = metric_name(run.summary.train.monitor)
+    if run.summary.task == "ctr":
+        about = ("train loss: the training objective (smoothed targets, plus Tri-BCE's terms where the "
+                 "model has sub-network heads); train AUC and logloss: of the training predictions since "
+                 "the previous evaluation, the quantities val AUC and logloss measure.")
+    else:
+        about = ("train loss: cross-entropy of the target over the whole catalogue; train HR, NDCG and "
+                 "MRR: of the training targets since the previous evaluation, ranked as the validation "
+                 "targets are.")
+    blocks: list[Any] = [Table(headers, rows, align),
+                         "One row per evaluation: at the end of each epoch, and every `eval_every` steps when set. "
+                         f"{about} gap: train {monitor} minus val {monitor}, the metric early stopping watches."]
     if run.resumed_epochs:
         blocks.append(f"The run was resumed: metrics.jsonl records evaluations of epoch(s) "
                       f"{', '.join(map(str, run.resumed_epochs))} more than once; the last record "
@@ -78,10 +117,11 @@ def epochs_section(run: Run) -> Section:
 
 def stopping_section(run: Run) -> Section:
     train, best = run.summary.train, run.best
+    name = metric_name(train.monitor)
     return Section("Best epoch and stopping", [Facts([
         ("best evaluation", f"epoch {train.best_epoch} (step {train.best_step}) of {train.epochs_run} run"),
-        ("at the best evaluation", f"val AUC {num(best.val_auc)}, train AUC {num(best.train_auc)}, "
-                                   f"gap {num(best.gap, '+.4f')}"),
+        ("at the best evaluation", f"val {name} {num(best.val.get(train.monitor))}, train {name} "
+                                   f"{num(best.train.get(train.monitor))}, gap {num(best.gap, '+.4f')}"),
         ("stopped because", train.stop_reason),
     ])])
 
@@ -108,6 +148,34 @@ def test_section(run: Run) -> Section:
         "own sigma(z). AUC and group AUC do not change.", Image(RELIABILITY, "Reliability diagram")])
 
 
+def ranking_section(run: Run) -> Section:
+    """Next-item test: HR, NDCG and MRR at each cutoff, the oracle's beside them, and by history length."""
+    test, oracle_test = run.summary.test, ((run.oracle or {}).get("test") or {})
+    cutoffs = list(test.hr)
+    rows = [[f"{metric_name(name)}@{k}", num(getattr(test, name)[k]),
+             *([num(oracle_test.get(f"{name}@{k}"))] if oracle_test else [])]
+            for name in ("hr", "ndcg", "mrr") for k in cutoffs]
+    headers = ["metric", "value", *(["oracle"] if oracle_test else [])]
+    masked = bool((run.config.get("ranking") or {}).get("mask_history"))
+    blocks: list[Any] = [
+        Table(headers, rows, "l" + "r" * (len(headers) - 1)),
+        f"{test.n:,} test targets, each ranked against every item of the catalogue (no sampled negatives); "
+        "ties rank above the target, so a constant score ranks it last. "
+        + ("The window's items are taken out of the ranking (mask_history)." if masked else
+           "Items already in the history stay in the ranking (mask_history: false, RecBole's default).")]
+    lengths = run.predictions["history_length"].to_numpy()
+    ranks = run.predictions["rank"].to_numpy()
+    groups = [(bin_name(lo, hi), (lengths >= lo) & (lengths <= (np.inf if hi is None else hi)))
+              for lo, hi in HISTORY_BINS]
+    groups = [(name, mask) for name, mask in groups if mask.any()]
+    if len(groups) > 1:
+        blocks.append(Table(["history length", "targets", "HR@10", "NDCG@10"],
+                            [[name, num(int(mask.sum()), ","), *(num(ranking_metrics(ranks[mask], (10,))[k])
+                                                                 for k in ("hr@10", "ndcg@10"))]
+                             for name, mask in groups], "lrrr"))
+    return Section("Test (best weights)", blocks)
+
+
 def _calibration(mean_pred: float | None, ctr: float | None) -> str:
     if not mean_pred or not ctr:
         return "Mean prediction: not available (no mean prediction or no clicks)."
@@ -129,14 +197,15 @@ def criteria_section(results: list[CriterionResult]) -> Section:
 
 def comparison_section(runs: list[RunRow], results_root: Path) -> Section:
     if len(runs) < 2:
-        return Section("Comparison", [f"No other finished runs were found under {results_root}."])
-    rows = [[r.run + (" (this run)" if r.this else ""), r.label, r.model, r.data, num(r.test_auc),
-             num(r.test_logloss), num(r.best_epoch, "d"), num(r.params, ",")] for r in runs]
+        return Section("Comparison", [f"No other finished runs of this task were found under {results_root}."])
+    rows = [[r.run + (" (this run)" if r.this else ""), r.label, r.model, r.data,
+             *(num(value) for _, value in r.figures), num(r.best_epoch, "d"), num(r.params, ",")] for r in runs]
+    names = [name for name, _ in runs[0].figures]
     return Section("Comparison", [
-        "Finished runs under the results folder, best test AUC first. Runs on different data "
-        "are not comparable.",
-        Table(["run", "label", "model", "data", "test AUC", "test logloss", "best epoch", "params"],
-              rows, "llllrrrr")])
+        f"Finished runs of the same task under the results folder, best test {names[0]} first. Runs on "
+        "different data are not comparable.",
+        Table(["run", "label", "model", "data", *(f"test {name}" for name in names), "best epoch", "params"],
+              rows, "llll" + "r" * (len(names) + 2))])
 
 
 def efficiency_section(run: Run) -> Section:

@@ -30,16 +30,21 @@ def write(run_dir: Path, results_root: Path | None) -> None:
         if "gate" in summary.diagnostics else None
     run = load_run(run_dir, summary, GATE_COLUMNS if gate is not None else ())
     root = results_root if results_root is not None else run_dir.parent
-    p = run.predictions["p"].to_numpy().astype(np.float64)
-    best = run.best
-    results = evaluate_criteria(run.criteria, train_auc=best.train_auc, val_auc=best.val_auc, gap=best.gap,
-                                pred_std=float(p.std()) if len(p) else math.nan, test_auc=run.summary.test.auc)
+    best, monitor = run.best, summary.train.monitor
+    ctr = summary.task == "ctr"
+    results = None
+    if ctr:
+        p = run.predictions["p"].to_numpy().astype(np.float64)
+        results = evaluate_criteria(run.criteria, train_auc=best.train.get("auc", math.nan),
+                                    val_auc=best.val["auc"], gap=best.gap,
+                                    pred_std=float(p.std()) if len(p) else math.nan, test_auc=summary.test.auc)
+        _write(run_dir / RELIABILITY, plots.reliability_diagram(
+            run.predictions["label"].to_numpy(), run.predictions["p_raw"].to_numpy(), p))
     stats = gate_stats(gate, run.predictions) if gate is not None else None
 
     oracle_val = (run.oracle or {}).get("val") or {}
-    _write(run_dir / LEARNING_CURVES, plots.learning_curves(run.epochs, run.steps, best, oracle_val.get("auc")))
-    _write(run_dir / RELIABILITY, plots.reliability_diagram(
-        run.predictions["label"].to_numpy(), run.predictions["p_raw"].to_numpy(), p))
+    _write(run_dir / LEARNING_CURVES, plots.learning_curves(run.epochs, run.steps, best, monitor,
+                                                            oracle_val.get(monitor)))
     if stats is not None:
         _write(run_dir / GATE_DISTRIBUTION, plots.gate_distribution(gate, run.predictions, stats.by_history))
     document = build_document(run, results, comparison(run, root), root, stats)

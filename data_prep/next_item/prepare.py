@@ -1,0 +1,172 @@
+"""Interactions (user, item, time) -> a processed next-item dataset, whole or not at all.
+
+The dataset has the CTR side's shape (docs/data_format.md), so the same loader, trainer and
+reports read it:
+- timelines/history/: every interaction, grouped by user, in time order; ties in time keep the
+  file's order (a stable sort on (user, time, line)), which MovieLens, with many equal
+  timestamps, needs to be reproducible;
+- samples/{train,val,test}: one row per target, its `item` the target's index and
+  [history_start, history_end) the rows of the same user before it in that order;
+- vocab/item.parquet: raw item id -> index (0 padding, 1 out of vocabulary, 2.. by decreasing
+  count), over every item that survives the filtering: all of them are ranked at evaluation.
+
+Filtering: exact duplicates (user, item, time) are dropped and counted; with `repeats:
+drop_consecutive` an item repeated right after itself is kept once; then users and items with
+fewer than `k_core` interactions are dropped, again and again until both hold (a k-core).
+Protocols: leave-one-out (RecBole's default for sequential models: per user, the last item is
+the test target, the second-last the validation target, every earlier position but the first
+a training target) or temporal (targets split by global time cut-offs, so no training target
+comes after a test target of any user; histories reach back over every earlier interaction).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from common.atomic import atomic_dir
+from common.errors import MDAFError
+from data_prep.dataset import SCHEMA_VERSION
+from data_prep.next_item.config import NextItemConfig
+from data_prep.next_item.readers import read_interactions
+from data_prep.prepare import MARKER
+from data_prep.samples import SPLITS
+from data_prep.vocab import ValueCounts, vocab_meta
+
+log = logging.getLogger(__name__)
+
+TIMELINE = "history"
+ORACLE_SUFFIX = ".oracle.parquet"  # beside a synthetic file: each event's rank under the true distribution
+
+
+def prepare_copy(path: str | Path, root: str | Path, cfg: NextItemConfig) -> Path:
+    """The interactions of `path` prepared under `root`/next_item-<file stem>-<hash of the inputs>;
+    returns that directory. The inputs are the file's resolved path, size and modification time
+    and the resolved `cfg` (and, on synthetic data, the oracle file's): unchanged inputs reuse the
+    copy, changed ones prepare a new one beside it."""
+    path = Path(path)
+    if not path.is_file():
+        raise MDAFError(f"{path}: interactions file not found; expected a RecBole .inter, MovieLens u.data or "
+                        "ratings.dat, a CSV or Parquet of (user, item, time), or UserBehavior.csv")
+    files = [f for f in (path, oracle_path(path)) if f.is_file()]
+    inputs = {"schema_version": SCHEMA_VERSION, "input": str(path.resolve()), "config": dataclasses.asdict(cfg),
+              "files": {f.name: [f.stat().st_size, f.stat().st_mtime_ns] for f in files}}
+    digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:8]
+    out = Path(root) / f"next_item-{path.name.split('.')[0]}-{digest}"
+    if (out / MARKER).is_file():
+        log.info("reusing %s (prepared from %s; unchanged since)", out, path)
+        return out
+    prepare_next_item(path, out, cfg, {"inputs": inputs})
+    return out
+
+
+def oracle_path(path: Path) -> Path:
+    """Where a synthetic interactions file keeps its oracle ranks."""
+    return path.with_name(path.name.rsplit(".", 1)[0] + ORACLE_SUFFIX)
+
+
+def prepare_next_item(path: str | Path, out_dir: str | Path, cfg: NextItemConfig, inputs: dict | None = None) -> dict:
+    """Prepare the interactions of `path` into `out_dir` (module docstring); returns the summary.
+    `inputs` (what the dataset is built from) is recorded in meta.json."""
+    path, out_dir = Path(path), Path(out_dir)
+    began = time.perf_counter()
+    frame, drops = filtered(read_interactions(path, cfg), cfg)
+    oracle = oracle_path(path)
+    if oracle.is_file():
+        frame = frame.join(pl.read_parquet(oracle).with_columns(pl.col("user").cast(pl.String)),
+                           on=["user", "time"], how="left")
+    counts = ValueCounts()
+    counts.add("item", frame["item"])
+    item_vocab = counts.vocab("item", 1)
+    users = frame["user"].unique(maintain_order=True)
+    frame = frame.join(item_vocab.table.select(item=pl.col("raw"), item_idx=pl.col("index")), on="item") \
+        .with_columns(user_idx=pl.col("user").replace_strict(users, pl.int_range(len(users), eager=True),
+                                                             return_dtype=pl.Int64)) \
+        .sort("user_idx", "time", "row")
+    samples = split_targets(frame, cfg)
+    with atomic_dir(out_dir) as tmp:
+        item_vocab.save(tmp / "vocab")
+        folder = tmp / "timelines" / TIMELINE
+        folder.mkdir(parents=True)
+        for name, column, dtype in (("user_id", "user_idx", np.int64), ("time", "time", np.int64),
+                                    ("item", "item_idx", np.int32)):
+            np.save(folder / f"{name}.npy", frame[column].to_numpy().astype(dtype))
+        (tmp / "samples").mkdir()
+        rows = {}
+        for split in SPLITS:
+            part = samples.filter(pl.col("split") == split).drop("split")
+            part.write_parquet(tmp / "samples" / f"{split}.parquet")
+            rows[split] = part.height
+        meta = {"schema_version": SCHEMA_VERSION, "task": "next_item", "source": "next_item", "input": path.name,
+                "synthetic": oracle.is_file(), **vocab_meta({"item": item_vocab}),
+                "static_fields": {"item": "item"}, "target_fields": {"item": "item"}, "raw_ids": [],
+                "timelines": {TIMELINE: {"rows": frame.height, "fields": {"item": "item"}}},
+                "rows": rows, "protocol": cfg.protocol, "drops": drops, **(inputs or {})}
+        summary = {"source": path.name, "protocol": cfg.protocol, "users": len(users), "items": item_vocab.size - 2,
+                   "interactions": frame.height, "rows": rows, "drops": drops,
+                   "sequence_length": sequence_lengths(frame)}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
+        (tmp / MARKER).write_text(json.dumps({"written_by": "data_prep.next_item", "schema_version": SCHEMA_VERSION}))
+    log.info("wrote %s in %.1f s: %d users, %d items, %d interactions; targets %s", out_dir,
+             time.perf_counter() - began, len(users), item_vocab.size - 2, frame.height, rows)
+    return summary
+
+
+def filtered(frame: pl.DataFrame, cfg: NextItemConfig) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Duplicates and repeats out, then the k-core (module docstring); and what each step dropped."""
+    drops = {}
+    unique = frame.unique(["user", "item", "time"], keep="first", maintain_order=True)
+    drops["duplicate (user, item, time)"] = frame.height - unique.height
+    frame = unique.sort("user", "time", "row")
+    if cfg.repeats == "drop_consecutive":
+        again = (pl.col("item") == pl.col("item").shift()) & (pl.col("user") == pl.col("user").shift())
+        kept = frame.filter(~again.fill_null(False))
+        drops["the same item right after itself"] = frame.height - kept.height
+        frame = kept
+    before = frame.height
+    while True:
+        kept = frame.filter((pl.len().over("user") >= cfg.k_core) & (pl.len().over("item") >= cfg.k_core))
+        if kept.height == frame.height:
+            break
+        frame = kept
+    drops[f"outside the {cfg.k_core}-core of users and items"] = before - frame.height
+    if frame.height == 0:
+        raise MDAFError(f"no interactions left after the {cfg.k_core}-core filter; lower 'k_core'")
+    return frame, drops
+
+
+def split_targets(frame: pl.DataFrame, cfg: NextItemConfig) -> pl.DataFrame:
+    """One row per target: split, label, time, user_id, item, history_start, history_end
+    [, oracle_rank]; `frame` sorted by (user, time, line)."""
+    frame = frame.with_columns(_row=pl.int_range(pl.len()), position=pl.int_range(pl.len()).over("user_idx"),
+                               n=pl.len().over("user_idx"))
+    frame = frame.with_columns(first=pl.col("_row") - pl.col("position"))  # the user's first row
+    if cfg.protocol == "loo":
+        split = (pl.when(pl.col("position") == pl.col("n") - 1).then(pl.lit("test"))
+                 .when(pl.col("position") == pl.col("n") - 2).then(pl.lit("val"))
+                 .when(pl.col("position") >= 1).then(pl.lit("train")))
+    else:
+        t1, t2 = (int(frame["time"].quantile(q, "lower")) for q in cfg.temporal_quantiles)
+        split = (pl.when(pl.col("position") == 0).then(None)
+                 .when(pl.col("time") < t1).then(pl.lit("train"))
+                 .when(pl.col("time") < t2).then(pl.lit("val"))
+                 .otherwise(pl.lit("test")))
+    targets = frame.with_columns(split=split).filter(pl.col("split").is_not_null())
+    columns = [pl.col("split"), pl.lit(1, dtype=pl.Int8).alias("label"), pl.col("time"),
+               pl.col("user_idx").alias("user_id"), pl.col("item_idx").alias("item"),
+               pl.col("first").cast(pl.Int64).alias("history_start"), pl.col("_row").cast(pl.Int64).alias("history_end")]
+    if "oracle_rank" in targets.columns:
+        columns.append(pl.col("oracle_rank").cast(pl.Int32))
+    return targets.select(columns)
+
+
+def sequence_lengths(frame: pl.DataFrame) -> dict[str, float]:
+    lengths = frame.group_by("user_idx").len()["len"]
+    return {"mean": float(lengths.mean()), "median": float(lengths.median()), "max": int(lengths.max())}

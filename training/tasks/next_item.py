@@ -1,0 +1,142 @@
+"""The next-item task: rank the whole catalogue for each user's next item.
+
+Loss: cross-entropy of the target over every item (padding and unknown excluded), on the last
+position of every prefix (`train_on: last`: each training target is a sample, the protocol
+Mamba4Rec was published with) or on every position of each user's last training window at once
+(`train_on: all`: SASRec's original, far cheaper; for causal models, whose state at a position
+sees only the items before it; windows tile each user's training sequence, so every training
+target is still predicted once an epoch). Metrics: HR, NDCG and MRR at 5, 10 and 20 over the full
+catalogue (training/ranking.py); early stopping watches validation NDCG@10.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from data_prep.dataset import ProcessedDataset
+from data_prep.loader import BatchLoader, batch_key
+from data_prep.vocab import OOV
+from models.output import ModelOutput
+from training import distributed
+from training.config import RankingConfig, TrainConfig
+from training.distributed import Dist
+from training.ranking import CUTOFFS, ranking_metrics, target_ranks
+from training.records import RankingMetrics
+from training.tasks.base import Task, TestOutcome
+
+ITEM = "item"
+
+
+class NextItemTask(Task):
+    name = "next_item"
+    monitor = "ndcg@10"
+
+    def __init__(self, dataset: ProcessedDataset, cfg: TrainConfig, ranking: RankingConfig, device: torch.device,
+                 ctx: Dist, bf16: bool):
+        self.dataset, self.cfg, self.ranking, self.device, self.ctx, self.bf16 = dataset, cfg, ranking, device, ctx, bf16
+        self.timeline = dataset.timeline_names[0]
+        self.items = dataset.meta["vocab_sizes"][ITEM] - (OOV + 1)  # the catalogue ranked
+        self.model: nn.Module | None = None
+
+    def setup(self, model: nn.Module, probe: dict[str, torch.Tensor]) -> None:
+        self.model = model  # its `score`, for the loss on every position
+
+    def train_rows(self) -> np.ndarray | None:
+        """With train_on all: per user, the training targets whose windows tile the user's training
+        sequence back from its last target (every L-th: the last, the L-th before it, ...), so
+        each training target is predicted at exactly one position of one window."""
+        if self.ranking.train_on == "last":
+            return None
+        table = self.dataset.split("train")
+        order = np.lexsort((-table.end[self.timeline], table.user_id))  # per user, newest target first
+        users = table.user_id[order]
+        first = np.r_[True, users[1:] != users[:-1]]
+        back = np.arange(len(order)) - np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
+        return np.sort(order[back % self.cfg.seq_len == 0])
+
+    def loss(self, output: ModelOutput, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        target = batch[ITEM]
+        if self.ranking.train_on == "last":
+            return F.cross_entropy(catalogue(output.logit), target)
+        items, mask = batch[batch_key(self.timeline, ITEM)], batch[batch_key(self.timeline, "mask")]
+        labels = torch.cat([items[:, 1:], target[:, None]], dim=1)  # position t predicts the item after it
+        scores = catalogue(self.model.score(output.states[mask]))  # (real positions, V)
+        # the mean over every rank's positions: DDP averages the ranks' gradients, and ranks hold
+        # different numbers of real positions
+        positions = distributed.total(int(mask.sum()), target.device)
+        return F.cross_entropy(scores, labels[mask], reduction="sum") * self.ctx.world_size / positions
+
+    def keep(self, output: ModelOutput, batch: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+        return {"rank": target_ranks(output.logit.detach(), batch[ITEM]).cpu().numpy()}
+
+    def train_metrics(self, kept: dict[str, np.ndarray]) -> dict[str, float]:
+        return ranking_metrics(kept["rank"], (10,))
+
+    def evaluate(self, model: nn.Module, split: str) -> tuple[dict[str, float], dict[str, Any]]:
+        preds = self._ranks(model, split)
+        return ranking_metrics(preds["rank"]), preds
+
+    def _ranks(self, model: nn.Module, split: str) -> dict[str, np.ndarray]:
+        loader = BatchLoader(self.dataset, split, self.cfg.seq_len, max(1, self.cfg.eval_batch_size // self.ctx.world_size),
+                             rank=self.ctx.rank, world_size=self.ctx.world_size)
+        parts: dict[str, list[np.ndarray]] = {"user_id": [np.zeros(0, np.int64)], "item": [np.zeros(0, np.int64)],
+                                              "rank": [np.zeros(0, np.int64)], "history_length": [np.zeros(0, np.int64)]}
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+        was_training = model.training
+        model.eval()
+        with torch.no_grad(), autocast:
+            for batch in tqdm(loader, desc=f"ranking {split}", unit="batch", leave=False,
+                              disable=not self.ctx.is_main or len(loader) < 5):
+                batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+                history = batch[batch_key(self.timeline, ITEM)] if self.ranking.mask_history else None
+                ranks = target_ranks(model(batch).logit, batch[ITEM], history)
+                length = batch[batch_key(self.timeline, "mask")].sum(1)
+                for key, value in (("user_id", batch["user_id"]), ("item", batch[ITEM]), ("rank", ranks),
+                                   ("history_length", length)):
+                    parts[key].append(value.cpu().numpy())
+        model.train(was_training)
+        return distributed.gather_arrays({k: np.concatenate(v) for k, v in parts.items()})
+
+    def test(self, model: nn.Module) -> TestOutcome:
+        began = time.perf_counter()
+        metrics, preds = self.evaluate(model, "test")
+        rate = len(preds["rank"]) / (time.perf_counter() - began)
+        table = pl.DataFrame(preds).with_row_index("row")
+        return TestOutcome(ranking_record(metrics, len(preds["rank"])), None, table, {}, rate)
+
+    def describe(self, metrics: RankingMetrics) -> str:
+        return " ".join(f"{name.upper()}@{k} {getattr(metrics, name)[str(k)]:.4f}" for k in (10, 20)
+                        for name in ("hr", "ndcg", "mrr")) + f" ({metrics.n} targets over {self.items} items)"
+
+    def oracle(self) -> dict[str, dict[str, float]] | None:
+        return oracle_ranking(self.dataset)
+
+
+def catalogue(scores: torch.Tensor) -> torch.Tensor:
+    """Scores with padding and unknown items out of reach (-inf): they are never a target."""
+    return torch.cat([torch.full_like(scores[..., : OOV + 1], float("-inf")), scores[..., OOV + 1:]], dim=-1)
+
+
+def ranking_record(metrics: dict[str, float], n: int) -> RankingMetrics:
+    return RankingMetrics(**{name: {str(k): metrics[f"{name}@{k}"] for k in CUTOFFS} for name in ("hr", "ndcg", "mrr")},
+                          n=n)
+
+
+def oracle_ranking(dataset: ProcessedDataset) -> dict[str, dict[str, float]] | None:
+    """Ranking metrics of the true next-item distribution on val and test (synthetic data), from
+    each sample's `oracle_rank`; None for real data."""
+    out = {}
+    for split in ("val", "test"):
+        path = dataset.root / "samples" / f"{split}.parquet"
+        if "oracle_rank" not in pl.read_parquet_schema(path):
+            return None
+        out[split] = ranking_metrics(pl.read_parquet(path, columns=["oracle_rank"])["oracle_rank"].to_numpy())
+    return out
