@@ -8,6 +8,8 @@ from pathlib import Path
 from common.config import from_dict, load_yaml
 from data_prep.calendar import TAOBAO_AD_BEHAVIOR_DAYS, TAOBAO_AD_IMPRESSION_DAYS, USERBEHAVIOR_DAYS
 from data_prep.config import PrepConfig
+from data_prep.next_item.config import NextItemConfig
+from data_prep.next_item.synthetic import SequenceConfig
 from training.config import TrainConfig
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -31,3 +33,11 @@ def test_userbehavior_windows_are_the_calendars():
     ub = load_yaml(CONFIGS / "data" / "userbehavior.yaml")
     assert ub["sample_days"] == ub["history_days"] == list(USERBEHAVIOR_DAYS)
     assert [ub["train_days"][0], ub["test_days"][1]] == list(USERBEHAVIOR_DAYS)
+
+
+def test_next_item_yamls_state_every_default():
+    for path, cls in ((CONFIGS / "data" / "next_item.yaml", NextItemConfig),
+                      (CONFIGS / "data" / "next_item_synthetic.yaml", SequenceConfig)):
+        data = load_yaml(path)
+        assert set(data) == {f.name for f in dataclasses.fields(cls)}, path
+        assert from_dict(cls, data) == cls(), path

@@ -19,7 +19,7 @@ from data_prep.next_item.readers import read_interactions
 from data_prep.next_item.synthetic import generate_sequences, load_sequence_config
 
 HEADER = "user_id:token\titem_id:token\trating:float\ttimestamp:float"
-ML100K = Path(os.environ.get("MDAF_ML100K", "/tmp/ml/recbole/dataset_example/ml-100k/ml-100k.inter"))
+ML100K = Path(os.environ.get("MDAF_ML100K", "/tmp/recbole/recbole/dataset_example/ml-100k/ml-100k.inter"))  # README
 USERBEHAVIOR = Path(__file__).resolve().parents[2] / "shared" / "data" / "userbehavior_sample" / "UserBehavior.csv"
 
 

@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 
+from training.ranking import ranking_metrics
 from training.report.compare import RunRow
 from training.report.criteria import CriterionResult
 from training.report.document import Document, Facts, Image, Section, Table, num
-from training.ranking import ranking_metrics
 from training.report.gate import HISTORY_BINS, GateStats, bin_name, describe_shape
 from training.report.run_files import Run, as_float
 
