@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 from common.atomic import atomic_dir
 from data_prep.synthetic import (SyntheticConfig, generate_taobao_ad, generate_userbehavior,
@@ -28,8 +29,8 @@ def synthetic_config(path: Path | None = None, seed: int | None = None, **overri
     return load_synthetic_config(path, overrides)
 
 
-def synthetic_home(cfg: SyntheticConfig, root: Path = SYNTHETIC_DIR) -> Path:
-    """<root>/seed<seed>-<hash of the config>/"""
+def synthetic_home(cfg: Any, root: Path = SYNTHETIC_DIR) -> Path:
+    """<root>/seed<seed>-<hash of the config>/ for a generator config (a dataclass with a `seed`)."""
     digest = hashlib.sha256(json.dumps(dataclasses.asdict(cfg), sort_keys=True).encode()).hexdigest()
     return Path(root) / f"seed{cfg.seed}-{digest[:8]}"
 

@@ -27,7 +27,8 @@ MODELS = {
     "sasrec": "models.next_item.sasrec:SASRec",
     "gru4rec": "models.next_item.gru4rec:GRU4Rec",
 }
-NEXT_ITEM_MODELS = ("mamba4rec", "sasrec", "gru4rec")  # rank the catalogue; the others score a (user, ad) pair
+# the models under models/next_item/ rank the catalogue; the others score a (user, ad) pair
+NEXT_ITEM_MODELS = tuple(name for name, where in MODELS.items() if where.startswith("models.next_item."))
 
 
 def model_task(name: str) -> str:

@@ -5,9 +5,6 @@ Only rank 0 prepares; the other torchrun ranks wait at a barrier and then open t
 """
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import logging
 from pathlib import Path
 
@@ -55,8 +52,7 @@ def _prepare_next_item(cfg: DataConfig) -> Path:
                  cfg.raw_dir, PREPARED_DIR)
         return next_item.prepare_copy(cfg.raw_dir, PREPARED_DIR, prep)
     synth = load_sequence_config(None, **cfg.synthetic)
-    digest = hashlib.sha256(json.dumps(dataclasses.asdict(synth), sort_keys=True).encode()).hexdigest()[:8]
-    home = SYNTHETIC_DIR / f"next_item-seed{synth.seed}-{digest}"
+    home = synthetic_home(synth, SYNTHETIC_DIR / NEXT_ITEM)
     inter = home / "synthetic.inter"
     log.info("no data given: using synthetic next-item sequences of %d users over %d items under %s (generator "
              "defaults updated by data.synthetic %s; pass --data for a real interactions file)",

@@ -35,7 +35,7 @@ from common.errors import MDAFError
 from data_prep.dataset import SCHEMA_VERSION
 from data_prep.next_item.config import NextItemConfig
 from data_prep.next_item.readers import read_interactions
-from data_prep.prepare import MARKER
+from data_prep.prepare import MARKER, file_stats
 from data_prep.samples import SPLITS
 from data_prep.vocab import ValueCounts, vocab_meta
 
@@ -54,9 +54,8 @@ def prepare_copy(path: str | Path, root: str | Path, cfg: NextItemConfig) -> Pat
     if not path.is_file():
         raise MDAFError(f"{path}: interactions file not found; expected a RecBole .inter, MovieLens u.data or "
                         "ratings.dat, a CSV or Parquet of (user, item, time), or UserBehavior.csv")
-    files = [f for f in (path, oracle_path(path)) if f.is_file()]
     inputs = {"schema_version": SCHEMA_VERSION, "input": str(path.resolve()), "config": dataclasses.asdict(cfg),
-              "files": {f.name: [f.stat().st_size, f.stat().st_mtime_ns] for f in files}}
+              "files": file_stats(path.parent, [path.name, oracle_path(path).name])}
     digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:8]
     out = Path(root) / f"next_item-{path.name.split('.')[0]}-{digest}"
     if (out / MARKER).is_file():

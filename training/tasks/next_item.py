@@ -65,14 +65,14 @@ class NextItemTask(Task):
     def loss(self, output: ModelOutput, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         target = batch[ITEM]
         if self.ranking.train_on == "last":
-            return F.cross_entropy(catalogue(output.logit), target)
+            return catalogue_cross_entropy(output.logit, target)
         items, mask = batch[batch_key(self.timeline, ITEM)], batch[batch_key(self.timeline, "mask")]
         labels = torch.cat([items[:, 1:], target[:, None]], dim=1)  # position t predicts the item after it
-        scores = catalogue(self.model.score(output.states[mask]))  # (real positions, V)
+        scores = self.model.score(output.states[mask])  # (real positions, V)
         # the mean over every rank's positions: DDP averages the ranks' gradients, and ranks hold
         # different numbers of real positions
         positions = distributed.total(int(mask.sum()), target.device)
-        return F.cross_entropy(scores, labels[mask], reduction="sum") * self.ctx.world_size / positions
+        return catalogue_cross_entropy(scores, labels[mask], "sum") * self.ctx.world_size / positions
 
     def keep(self, output: ModelOutput, batch: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
         return {"rank": target_ranks(output.logit.detach(), batch[ITEM]).cpu().numpy()}
@@ -120,9 +120,10 @@ class NextItemTask(Task):
         return oracle_ranking(self.dataset)
 
 
-def catalogue(scores: torch.Tensor) -> torch.Tensor:
-    """Scores with padding and unknown items out of reach (-inf): they are never a target."""
-    return torch.cat([torch.full_like(scores[..., : OOV + 1], float("-inf")), scores[..., OOV + 1:]], dim=-1)
+def catalogue_cross_entropy(scores: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy of `target` over the catalogue's items only: padding and unknown (the first
+    OOV + 1 columns of `scores`) are never a target, so they are left out of the softmax."""
+    return F.cross_entropy(scores[:, OOV + 1:], target - (OOV + 1), reduction=reduction)
 
 
 def ranking_record(metrics: dict[str, float], n: int) -> RankingMetrics:
