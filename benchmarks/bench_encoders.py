@@ -1,6 +1,6 @@
 """Sequential-branch encoders: training-step throughput and peak memory of Mamba against the transformer.
 
-    python benchmarks/bench_encoders.py             # L {50, 200, 1000, 2000} at batch 8, and L 50 at batch 256
+    python benchmarks/bench_encoders.py             # L {50, 200, 1000, 2000, 5000} at batch 8, and L 50 at batch 256
     python benchmarks/bench_encoders.py --quick     # L 50 and 200 only: a smoke run
     python benchmarks/bench_encoders.py --dropout 0 # both encoders without dropout (inference-like)
 
@@ -12,7 +12,8 @@ SequenceConfig's other defaults (FFN 4x GELU, dropout 0.2):
   d_conv 4, expand 2), scan and convolution on the C++ CPU kernels;
 - Transformer (2 layers): BST's encoder with its time-gap embedding
   (`encoder="transformer", time_embedding=True`), 8 heads, at Mamba's depth: the fair comparison;
-- Transformer (1 layer, BST paper): the same with the one layer of BST's paper, a second baseline.
+- Transformer (1 layer, BST paper): the same with the one layer of BST's paper, a second baseline;
+- Hybrid (2 layers): MambaRec's gated Mamba / causal attention layers (`encoder="hybrid"`, 8 heads).
 The batch is synthetic, built directly: a `behavior` timeline (cate, brand, btag) with full-length
 histories (mask all True), random indices and time gaps, the candidate's cate and brand, 0/1 labels.
 The vocabularies are small (1000 cates and brands), so that the embedding tables' Adam update stays
@@ -33,7 +34,7 @@ optimiser and the batch and takes the tiny step (loading the kernels, creating t
 Adam's state, starting the thread pools), then resets its peak resident memory (writing 5 to
 /proc/self/clear_refs; benchmarks/measure.py, as bench_scan.py does). Peak: VmHWM after the steps
 minus VmRSS at that reset, what training steps add on top of the model, its optimiser and the batch.
-A transformer shape is skipped when its memory, extrapolated from its last measured shape linearly
+A transformer or hybrid shape is skipped when its memory, extrapolated from its last measured shape linearly
 in batch and quadratically in L (attention is O(L^2), an over-estimate), exceeds the budget (by
 default half the memory available at the start).
 Writes benchmarks/results/bench_encoders.md (not with --quick).
@@ -57,7 +58,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "bench_encoders.md"
 BATCH = 8  # every L, every encoder: the largest power of two at which the 2-layer transformer fits L 2000 in 11 GB
 WIDE_BATCH = 256  # the extra row, at L 50
-LENGTHS = [50, 200, 1000, 2000]
+LENGTHS = [50, 200, 1000, 2000, 5000]
 VOCAB = 1000  # cates and brands each
 META = {
     "vocab_sizes": {"cate": VOCAB, "brand": VOCAB, "btag": 6},  # btag: pad, out-of-vocabulary, 4 types
@@ -69,7 +70,9 @@ ENCODERS = {
     MAMBA: SequenceConfig(encoder="mamba"),
     "Transformer (2 layers)": SequenceConfig(encoder="transformer", time_embedding=True, n_layers=2, n_heads=8),
     "Transformer (1 layer, BST paper)": SequenceConfig(encoder="transformer", time_embedding=True, n_layers=1, n_heads=8),
+    "Hybrid (2 layers)": SequenceConfig(encoder="hybrid", n_layers=2, n_heads=8),
 }
+QUADRATIC = ("transformer", "hybrid")  # encoders whose memory grows as L^2
 BASELINES = [name for name in ENCODERS if name != MAMBA]
 WARM_UP_STEPS = 2
 REPEAT_SECONDS = 10.0  # timed steps per measurement: as many as fit in this (by the warm-up), 2 to 5
@@ -137,7 +140,7 @@ def bench(encoders: dict[str, SequenceConfig], shapes: list[Shape], threads: int
     for shape in shapes:
         row: dict[str, Measurement | str] = {}
         for name, cfg in encoders.items():
-            if cfg.encoder == "transformer" and name in last:
+            if cfg.encoder in QUADRATIC and name in last:
                 before, m = last[name]
                 estimate = m.peak_mb * 2**20 * shape.batch / before.batch * (shape.length / before.length) ** 2
                 if estimate > budget:
@@ -219,7 +222,7 @@ def render(header: list[str], rows: dict[Shape, dict[str, Measurement | str]], b
 
 
 def main() -> None:
-    parser = argument_parser(__doc__, quick="L 50 and 200 only", limited="a transformer shape")
+    parser = argument_parser(__doc__, quick="L 50 and 200 only", limited="a transformer or hybrid shape")
     parser.add_argument("--dropout", type=float, help="dropout of both encoders (default: the configs' "
                         f"{ENCODERS[MAMBA].dropout}); the results go to bench_encoders_dropout<value>.md")
     args = parser.parse_args()

@@ -59,11 +59,13 @@ class BatchLoader:
     Keys: every static field (B,) int64; `label` (B,) float32; `time` (B,) int64;
     `user_id` (B,) int64; `oracle_p` (B,) float32 when the dataset has it; `F_raw` (B,) int64 the
     candidate's raw id of each field F of meta `raw_ids`; and for every timeline T and each of its
-    index fields F: `T_F` (B, L) int64 (0 at pads), `T_F_raw` (B, L) int64 raw ids for the fields
-    of its `raw_ids` (0 at pads), `T_mask` (B, L) bool (True at real behaviours), `T_time_gap`
-    (B, L) int64 (impression time minus behaviour time in seconds, 0 at pads), `T_length` (B,)
-    int64 (number of real positions). Windows are left-padded: the newest behaviour is at L-1
-    (see data_prep/windows.py for why).
+    index fields F: `T_F` (B, W) int64 (0 at pads), `T_F_raw` (B, W) int64 raw ids for the fields
+    of its `raw_ids` (0 at pads), `T_mask` (B, W) bool (True at real behaviours), `T_time_gap`
+    (B, W) int64 (impression time minus behaviour time in seconds, 0 at pads), `T_length` (B,)
+    int64 (number of real positions). Windows are left-padded: the newest behaviour is at W-1
+    (see data_prep/windows.py for why). W = min(L, the longest history in the batch): columns
+    that would be padding in every row are not built, so a window of L 1,000 over histories of
+    50 costs what one of 50 does (every model ignores left padding; tests check it).
 
     The order is fixed by (`seed`, epoch); call `set_epoch` before each epoch to reshuffle.
     `rows`: read only these samples of the split (indices into it), e.g. one per user.
@@ -174,7 +176,9 @@ class BatchLoader:
             out[raw_column(field)] = torch.from_numpy(column[idx])
         for name in self.timelines:
             arrays = self._arrays[name]
-            rows, mask = history_window(t.start[name][idx], t.end[name][idx], self.seq_len)  # (B, L)
+            start, end = t.start[name][idx], t.end[name][idx]
+            width = int(min(self.seq_len, max(1, (end - start).max(initial=1))))
+            rows, mask = history_window(start, end, width)  # (B, W)
             for field in self._fields[name]:
                 out[batch_key(name, field)] = torch.from_numpy(gather(arrays[field], rows, mask, np.int64))
             gap = gather(arrays["time"], rows, mask, np.int64)  # behaviour times, 0 at pads

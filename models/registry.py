@@ -26,6 +26,7 @@ MODELS = {
     "mamba4rec": "models.next_item.mamba4rec:Mamba4Rec",
     "sasrec": "models.next_item.sasrec:SASRec",
     "gru4rec": "models.next_item.gru4rec:GRU4Rec",
+    "mambarec": "models.next_item.mambarec:MambaRec",
 }
 # the models under models/next_item/ rank the catalogue; the others score a (user, ad) pair
 NEXT_ITEM_MODELS = tuple(name for name, where in MODELS.items() if where.startswith("models.next_item."))

@@ -93,10 +93,16 @@ def dataset(tmp_path_factory) -> ProcessedDataset:
 
 
 def collect(loader: BatchLoader) -> dict[str, np.ndarray]:
-    """All batches of one pass, concatenated along the batch axis."""
+    """All batches of one pass, concatenated along the batch axis, each window left-padded back to
+    L (a batch's windows are only as wide as its longest history)."""
     batches = list(loader)
     assert len(batches) == len(loader)
-    return {k: torch.cat([b[k] for b in batches]).numpy() for k in batches[0]}
+
+    def full(x: torch.Tensor) -> np.ndarray:
+        x = x.numpy()
+        return np.pad(x, ((0, 0), (loader.seq_len - x.shape[1], 0))) if x.ndim == 2 else x
+
+    return {k: np.concatenate([full(b[k]) for b in batches]) for k in batches[0]}
 
 
 def naive_window(ds: ProcessedDataset, split: str, name: str, length: int) -> dict[str, np.ndarray]:
@@ -162,8 +168,9 @@ def test_batch_keys_dtypes_shapes(dataset):
     expected |= {"label": (torch.float32, (64,)), "time": (torch.int64, (64,)),
                  "user_id": (torch.int64, (64,)), "oracle_p": (torch.float32, (64,))}
     for name, fields in TIMELINES.items():
-        expected |= {f"{name}_{f}": (torch.int64, (64, 5)) for f in fields}
-        expected |= {f"{name}_mask": (torch.bool, (64, 5)), f"{name}_time_gap": (torch.int64, (64, 5)),
+        w = min(5, max(1, int(batch[f"{name}_length"].max())))  # the batch's widest history, at most L
+        expected |= {f"{name}_{f}": (torch.int64, (64, w)) for f in fields}
+        expected |= {f"{name}_mask": (torch.bool, (64, w)), f"{name}_time_gap": (torch.int64, (64, w)),
                      f"{name}_length": (torch.int64, (64,))}
     assert set(batch) == set(expected)
     for key, (dtype, shape) in expected.items():
@@ -172,6 +179,18 @@ def test_batch_keys_dtypes_shapes(dataset):
     only = BatchLoader(dataset, "train", seq_len=5, batch_size=64, timelines=["click"])
     assert not any(k.startswith("behavior_") for k in next(iter(only)))
     assert len(only) == 3 and len(loader) == 2 and [len(b["label"]) for b in only] == [64, 64, 29]
+
+
+def test_windows_are_as_wide_as_the_longest_history_in_the_batch(dataset):
+    """Columns that would be padding in every row are not built: W = min(L, longest history)."""
+    wide = BatchLoader(dataset, "train", seq_len=500, batch_size=16)
+    for batch in wide:
+        for name in TIMELINES:
+            mask = batch[f"{name}_mask"]
+            assert mask.shape[1] == min(500, max(1, int(batch[f"{name}_length"].max())))
+            assert mask[:, -1].any() or not mask.any()  # the newest column is real somewhere
+    narrow = collect(BatchLoader(dataset, "train", seq_len=3, batch_size=16))
+    assert narrow["behavior_mask"].shape[1] == 3
 
 
 def test_no_oracle_p_when_not_synthetic(tmp_path):

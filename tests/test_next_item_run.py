@@ -21,6 +21,7 @@ from data_prep.next_item.config import load_next_item_config
 from data_prep.next_item.prepare import prepare_next_item
 from data_prep.next_item.synthetic import generate_sequences, load_sequence_config
 from training.ablation import load_ablation, write_summary
+from training.length_sweep import write_sweep
 from training.config import RankingConfig, TrainConfig, load_experiment
 from training.distributed import Dist
 from training.predict import predict
@@ -30,7 +31,7 @@ from training.tasks.next_item import NextItemTask
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = {"base": "configs/train/next_item.yaml", "epochs": 2, "batch_size": 64, "seq_len": 12, "threads": 1}
 SMALL = {"mamba4rec": {"hidden": 16, "d_state": 8}, "sasrec": {"hidden": 16, "inner": 32},
-         "gru4rec": {"embedding": 16, "hidden": 16}}
+         "gru4rec": {"embedding": 16, "hidden": 16}, "mambarec": {"hidden": 16, "d_state": 8}}
 
 
 @pytest.fixture(scope="module")
@@ -73,11 +74,15 @@ def test_tiny_run_writes_a_ranking_report(sequences, tmp_path):
         predict(run, ["test"])
 
 
-@pytest.mark.parametrize("name", ["sasrec", "gru4rec"])
+@pytest.mark.parametrize("name", ["sasrec", "gru4rec", "mambarec"])
 def test_every_position_trains_the_causal_models(sequences, tmp_path, name):
     run = run_experiment(load_experiment(experiment(tmp_path, sequences, name, "all", epochs=1)), name,
                          tmp_path / "results")
-    assert json.loads((run / "summary.json").read_text())["test"]["ndcg"]["10"] >= 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["test"]["ndcg"]["10"] >= 0
+    if name == "mambarec":  # the hybrid's gate over the test windows, per layer
+        gate = summary["diagnostics"]["hybrid_gate"]
+        assert gate["n"] == summary["test"]["n"] and 0 < gate["mean"][0] < 1
 
 
 def test_windows_of_all_positions_cover_each_target_once(sequences):
@@ -121,6 +126,30 @@ def test_grid_table_ranks_by_ndcg(sequences, tmp_path):
     doc = (tmp_path / "doc.md").read_text()
     assert "test NDCG@10 (mean ± std)" in doc and "ΔNDCG@10 vs Mamba4Rec" in doc
     assert "the true next-item probabilities score test NDCG@10" in doc
+
+
+def test_length_sweep_tables_and_plots_each_model_against_l(sequences, tmp_path):
+    results = tmp_path / "sweep"
+    labels = {"mamba4rec": "Mamba4Rec", "mambarec": "MambaRec"}
+    for name in labels:
+        for length in (4, 12):
+            cfg = load_experiment(experiment(tmp_path, sequences, name, "all", epochs=1, seq_len=length))
+            run_experiment(cfg, f"{name}_l_{length}/seed0", results)
+    grid = tmp_path / "sweep.yaml"
+    grid.write_text(yaml.safe_dump({"base": str(experiment(tmp_path, sequences)), "reference": "Mamba4Rec L=12",
+                                    "seeds": [0], "models": [{"label": f"{label} L={length}", "model": "x"}
+                                                             for label in labels.values() for length in (4, 12)]}))
+    rows = write_sweep(load_ablation(grid), results, "python experiments/run_long_history.py", tmp_path / "doc.md")
+    assert [(r["model"], r["length"]) for r in rows] == [("Mamba4Rec", 4), ("Mamba4Rec", 12), ("MambaRec", 4),
+                                                          ("MambaRec", 12)]
+    ndcg = json.loads((results / "mambarec_l_12" / "seed0" / "summary.json").read_text())["test"]["ndcg"]["10"]
+    assert rows[3]["first"] == pytest.approx(ndcg) and rows[3]["gate"] is not None and rows[0]["gate"] is None
+    oracle = json.loads((results / "length_sweep.json").read_text())["oracle"]["ndcg@10"]
+    best = max(r["first"] for r in rows if r["length"] == 4)
+    assert rows[1]["closed"] == pytest.approx((rows[1]["first"] - best) / (oracle - best))
+    doc = (tmp_path / "doc.md").read_text()
+    assert "| MambaRec | 12 | 1 |" in doc and "doc.png" in doc
+    assert (tmp_path / "doc.png").stat().st_size > 10_000 and (results / "length_sweep.png").is_file()
 
 
 def test_the_script_runs_on_a_generic_csv(tmp_path):

@@ -306,3 +306,25 @@ def test_relisting_churns_ids_and_keeps_the_true_probabilities(generated, tmp_pa
     assert ads.height > SMALL["n_ads"] and ads["adgroup_id"].n_unique() == ads.height
     shown = pl.read_csv(root / "raw_sample.csv")["adgroup_id"].unique()
     assert set(shown.to_list()) <= set(ads["adgroup_id"].to_list())  # every id shown has its ad_feature row
+
+
+def test_long_signal_lies_beyond_a_short_window(tmp_path):
+    """With loyal_brand_weight, the brand that lifts a click was last seen in its category far back:
+    the oracle's p rises where the user's history holds the ad's (category, brand), and a large
+    share of such histories hold it only beyond their last 50 behaviours."""
+    cfg = SyntheticConfig(**{**SMALL, "n_users": 300, "behaviors_per_user": 1500.0, "n_pref_categories": 20,
+                             "loyal_brand_weight": 1.5, "interest_target_share": 0.5})
+    generate_taobao_ad(cfg, tmp_path)
+    ads = pl.read_csv(tmp_path / "ad_feature.csv", null_values="NULL").select("adgroup_id", "cate_id", "brand")
+    raw = pl.read_csv(tmp_path / "raw_sample.csv").join(ads, on="adgroup_id").with_columns(pl.col("brand").fill_null(-1))
+    p = pl.read_csv(tmp_path / "raw_sample_oracle.csv")["p"].to_numpy()
+    behavior = pl.read_csv(tmp_path / "behavior_log.csv").sort("user", "time_stamp")
+    by_user = {u[0]: g for u, g in behavior.group_by("user")}
+    seen_any, seen_recent = np.zeros(len(raw), bool), np.zeros(len(raw), bool)
+    for row, (user, t, cate, brand) in enumerate(raw.select("user", "time_stamp", "cate_id", "brand").iter_rows()):
+        past = by_user[user].filter(pl.col("time_stamp") < t)
+        same = ((past["cate"] == cate) & (past["brand"] == brand)).to_numpy()
+        seen_any[row], seen_recent[row] = same.any(), same[-50:].any()
+    assert seen_any.mean() > 0.1
+    assert p[seen_any].mean() > 1.3 * p[~seen_any].mean()
+    assert (~seen_recent[seen_any]).mean() > 0.3  # the evidence is older than the last 50

@@ -18,6 +18,7 @@ import yaml
 
 from common.errors import MDAFError
 from training.ablation import load_ablation, run_grid, write_summary
+from training.length_sweep import write_sweep
 from training.checkpoint import load_checkpoint
 from training.config import load_experiment, merge
 from training.metrics import auc
@@ -258,3 +259,24 @@ def test_early_stopping_inside_an_epoch(tiny_dataset, tmp_path):
     state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
     assert (state["epoch"], state["position"], state["done"]) == (1, 10, True)
     assert load_checkpoint(run_dir / "checkpoints" / "best.pt")["step"] == 5
+
+
+def test_length_sweep_of_mdaf_with_a_hybrid_branch(tiny_dataset, tmp_path):
+    """The CTR side of experiments/run_long_history.py: MDAF (Mamba) and MDAF (hybrid) at two L,
+    tabulated by test AUC with the oracle's, the hybrid's gate absent from MDAF's table (its own is
+    the fusion gate)."""
+    base = experiment_file(tmp_path, tiny_dataset, epochs=1)
+    hybrid = merge(TINY_MODEL, {"sequence": {"encoder": "hybrid", "n_heads": 2}})
+    grid = {"base": str(base), "reference": "MDAF L=8", "seeds": [0],
+            "models": [{"label": f"{label} L={length}", "model": model, "train": {"seq_len": length}}
+                       for label, model in (("MDAF", TINY_MODEL), ("MDAF-hybrid", hybrid)) for length in (4, 8)]}
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump(grid))
+    cfg = load_ablation(tmp_path / "grid.yaml")
+    results = tmp_path / "sweep"
+    run_grid(cfg, results, {})
+    rows = write_sweep(cfg, results, "python experiments/run_long_history.py --config grid.yaml")
+    assert [(r["model"], r["length"]) for r in rows] == [("MDAF", 4), ("MDAF", 8), ("MDAF-hybrid", 4), ("MDAF-hybrid", 8)]
+    auc = json.loads((results / "mdaf_hybrid_l_8" / "seed0" / "summary.json").read_text())["test"]["auc"]
+    assert rows[3]["first"] == pytest.approx(auc) and rows[0]["names"] == ["AUC", "logloss"]
+    text = (results / "length_sweep.md").read_text()
+    assert "| test AUC | logloss |" in text and "The true distribution scores test AUC" in text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from common.errors import exit_status
@@ -12,7 +13,10 @@ from training.ablation import load_ablation, run_grid, write_summary
 from training.logs import setup_logging
 
 
-def main(argv: list[str] | None, doc: str, script: str, default_config: str, default_results: str) -> int:
+def main(argv: list[str] | None, doc: str, script: str, default_config: str, default_results: str,
+         summarise: Callable[..., object] = write_summary) -> int:
+    """summarise(cfg, results, command, doc): what the finished runs are turned into (default: the
+    ablation table of training/ablation.py)."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=default_config, help=f"the grid YAML (default {default_config})")
     parser.add_argument("--seeds", type=int, help="use seeds 0..N-1 (default: the config's list)")
@@ -46,6 +50,6 @@ def main(argv: list[str] | None, doc: str, script: str, default_config: str, def
             run_grid(cfg, results, {"data": data, "train": train}, args.models)
             setup_logging(results, True)
         given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--summary-only"]
-        write_summary(cfg, results, " ".join([f"python {script}", shlex.join(given)]).strip(), args.doc)
+        summarise(cfg, results, " ".join([f"python {script}", shlex.join(given)]).strip(), args.doc)
 
     return exit_status(run)

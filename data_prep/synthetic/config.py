@@ -46,6 +46,9 @@ class SyntheticConfig:
     ad_quality_std: float = 0.3
     affinity_weight: float = 0.25
     pref_weight: float = 0.4
+    # long-lived interests (Tianchi 56): loyalty to a brand, seen wherever the user last shopped its category
+    loyal_brand_weight: float = 0.0
+    interest_target_share: float = 0.0
     noise_std: float = 0.8
     # views and conversions (Tianchi 649)
     ub_target_cvr: float = 0.03
@@ -75,12 +78,12 @@ class SyntheticConfig:
         for name in ("target_ctr", "ub_target_cvr"):
             _check(where, name, getattr(self, name), low=0.0, high=1.0, low_open=True,
                    high_open=True)
-        for name in ("pref_share", "brand_loyalty", "profile_missing", "target_share"):
+        for name in ("pref_share", "brand_loyalty", "profile_missing", "target_share", "interest_target_share"):
             _check(where, name, getattr(self, name), low=0.0, high=1.0)
         _check(where, "ub_outside_share", self.ub_outside_share, low=0.0, high=0.5)
         _check(where, "relist_days", self.relist_days, low=0.0)
         for name in ("cate_match_weight", "brand_match_weight", "item_match_weight",
-                     "user_bias_std", "ad_quality_std", "affinity_weight", "pref_weight"):
+                     "user_bias_std", "ad_quality_std", "affinity_weight", "pref_weight", "loyal_brand_weight"):
             _check(where, name, getattr(self, name), low=0.0)
         _check(where, "noise_std", self.noise_std, low=0.0, high=3.0)  # 12-node quadrature stays accurate
         if not isinstance(self.btag_weights, (list, tuple)) or len(self.btag_weights) != 4:

@@ -6,14 +6,28 @@ impression counts 1 + Poisson((impressions_per_user - 1) * activity); intent-dri
 impressions at strictly increasing per-user times over 05-06..05-13, each on pid 430548_1007
 (60%) or 430539_1007. With probability target_share (and a non-empty past) the ad is targeted:
 take the behaviour r steps back, r ~ Geometric(mean target_recency) - 1, and show an ad of its
-brand (half the time, when the brand has ads) or of its category; otherwise a popular ad.
+brand (half the time, when the brand has ads) or of its category; otherwise, with probability
+interest_target_share, an ad of one of the user's preferred categories (its loyal brand's, half the
+time), else a popular ad.
 
 Click logit of user u, ad a (category c, brand b, standardised log price z), pid, hour h:
     eta = b0 + bias_u + q_a + e_c + w_A * A[gender_u, age_u, g(c)] + w_P * [c in prefs_u]
           - 0.25 * z * (3 - age_u) / 3 + 0.2 * z * (pvalue_u - 2) [pvalue known]
           + PID_EFFECT[pid] + 0.15 * cos(2 pi (h - 21) / 24)
+          + w_L * [b = loyal_u(c)]    (c a preferred category of u, loyal_u(c) its loyal brand)
           + seq(a)   (history.py: category and brand matches, btag weights, recency decay)
     p = E[sigmoid(eta + eps)], eps ~ N(0, noise_std^2);  clk ~ Bernoulli(p)
+
+The long signal (w_L = loyal_brand_weight > 0, off by default), argued from what SIM (Pi et al.
+2020) and ETA (Chen et al. 2021) report of Taobao users: the behaviours that decide a click on a
+candidate are the user's earlier ones in its category, often months old, and retrieving them by
+category beats reading the latest few hundred. Here a user keeps a loyal brand per preferred
+category for life; it shows in the history only where an intent on that category led with it
+(intents.py), and an intent on any one preferred category comes round every
+~n_pref_categories * intent_mean_len / pref_share behaviours. With many preferred categories and
+long histories, the brand that lifts the click lies far back; with interest_target_share > 0
+the ads themselves come from those interests. The oracle's p includes the term, so a model that
+reads the whole history can reach it and one reading a short window cannot.
 b0 is solved on the first CALIBRATION_BLOCKS blocks so that mean p = target_ctr.
 The profile drives the logit even for the users whose profile row is left out of the file.
 """
@@ -198,12 +212,22 @@ def _btags(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def _choose_ads(rng: np.random.Generator, world: World, seq: Sequence, end: np.ndarray,
-                history: np.ndarray) -> np.ndarray:
-    """Targeted (at a recent behaviour's brand or category) or popular ads, one per impression."""
+                history: np.ndarray, users: Users, imp_user: np.ndarray) -> np.ndarray:
+    """Targeted (at a recent behaviour's brand or category, or at a preferred category) or popular
+    ads, one per impression."""
     cfg, ads = world.cfg, world.ads
     n = len(end)
     draws = rng.random((4, n))
     ad = ads.popular(draws[0])
+    if cfg.interest_target_share > 0:  # drawn only when asked, so default sets stay as they were
+        interest = rng.random((3, n))
+        chosen = np.flatnonzero(interest[0] < cfg.interest_target_share)
+        rank = (interest[1, chosen] * users.pref_cats.shape[1]).astype(np.int64)
+        cats, brands = users.pref_cats[imp_user[chosen], rank], users.pref_brands[imp_user[chosen], rank]
+        by_brand = ads.by_brand.pick(np.maximum(brands, 0), interest[2, chosen])
+        pick = np.where((brands >= 0) & (by_brand >= 0) & (interest[2, chosen] < 0.5), by_brand,
+                        ads.by_cat.pick(cats, interest[2, chosen]))
+        ad[chosen] = np.where(pick >= 0, pick, ad[chosen])
     targeted = np.flatnonzero((history > 0) & (draws[1] < cfg.target_share))
     if len(targeted):
         back = rng.geometric(1.0 / cfg.target_recency, len(targeted)) - 1
@@ -242,7 +266,7 @@ def simulate_block(world: World, block: int) -> Block:
     imp_key = (imp_user.astype(np.int64) << 22) | (imp_t - lo)
     end = np.searchsorted(beh_key, imp_key, side="left")
     begin = seq.offsets[imp_user]
-    ad = _choose_ads(rng, world, seq, end, end - begin)
+    ad = _choose_ads(rng, world, seq, end, end - begin, users, imp_user)
     cat, brand = ads.cat[ad], ads.brand[ad]
     if len(seq.user):
         pos, valid = window(end, begin, cfg.history_len)
@@ -257,6 +281,8 @@ def simulate_block(world: World, block: int) -> Block:
               + cfg.affinity_weight * catalog.affinity[users.gender[imp_user] - 1, age,
                                                        catalog.cat_group[cat]]
               + cfg.pref_weight * (users.pref_cats[imp_user] == cat[:, None]).any(axis=1)
+              + cfg.loyal_brand_weight * ((users.pref_cats[imp_user] == cat[:, None])
+                                          & (users.pref_brands[imp_user] == brand[:, None])).any(axis=1)
               - 0.25 * z * (3 - age) / 3 + np.where(pvalue > 0, 0.2 * z * (pvalue - 2), 0.0)
               + PID_EFFECT[pid] + 0.15 * np.cos(2 * np.pi * (beijing_hour(imp_t) - 21) / 24))
     return Block(user_ids, users, seq, btag, beh_t, imp_user, imp_t, ad, pid, end, begin, static,

@@ -23,6 +23,13 @@ initialisation or optimiser groups can leave them alone.
 Padding (`mask`, True at real positions; windows are left-padded): the x-branch is zeroed at pad
 positions after in_proj and again after the conv, so the scan state stays exactly 0 through the
 pads and the real positions see the same inputs as with no padding at all.
+
+Recurrent step (mamba_simple.py's `step`), for one new input u_t (B, d_model) and the state left
+by the events before it, the last d_conv inputs of the conv window (B, d_inner, d_conv) and the
+scan state h (B, d_inner, d_state), both zeros before the first event:
+  window = [window[:, :, 1:], x_t];  x_t = silu(sum_k w[k] window[k] + bias)
+  h = exp(dt_t A) h + dt_t B_t x_t;  out_t = out_proj((C_t . h + D x_t) * silu(z_t))
+Folding events in one at a time gives the forward's output at each of them (tests/test_streaming.py).
 """
 from __future__ import annotations
 
@@ -90,3 +97,23 @@ class Mamba(nn.Module):
         A = -torch.exp(self.A_log.float())  # (d_inner, d_state)
         y = selective_scan(x, dt, A.to(x.dtype), B, C, self.D, z, backend=backend)
         return self.out_proj(y)
+
+    def empty_state(self, batch: int, device: torch.device | None = None, dtype: torch.dtype = torch.float32
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(conv window (batch, d_inner, d_conv), scan state (batch, d_inner, d_state)) before any event."""
+        d_conv = self.conv1d.weight.shape[-1]
+        return (torch.zeros(batch, self.d_inner, d_conv, device=device, dtype=dtype),
+                torch.zeros(batch, self.d_inner, self.d_state, device=device, dtype=dtype))
+
+    def step(self, u: torch.Tensor, conv_state: torch.Tensor, ssm_state: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """u (B, d_model), states as `empty_state` -> (out (B, d_model), new conv state, new scan state)."""
+        x, z = self.in_proj(u).chunk(2, dim=-1)  # (B, d_inner) each
+        conv_state = torch.cat([conv_state[:, :, 1:], x[:, :, None]], dim=-1)
+        x = F.silu((conv_state * self.conv1d.weight[:, 0]).sum(-1) + (self.conv1d.bias if self.conv1d.bias is not None else 0))
+        dt, B, C = torch.split(self.x_proj(x), [self.dt_rank, self.d_state, self.d_state], dim=-1)
+        dt = F.softplus(self.dt_proj(dt))  # (B, d_inner)
+        A = -torch.exp(self.A_log.float()).to(x.dtype)  # (d_inner, d_state)
+        ssm_state = torch.exp(dt[..., None] * A) * ssm_state + (dt * x)[..., None] * B[:, None, :]
+        y = torch.einsum("bdn,bn->bd", ssm_state, C) + self.D * x
+        return self.out_proj(y * F.silu(z)), conv_state, ssm_state

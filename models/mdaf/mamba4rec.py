@@ -35,6 +35,12 @@ class Mamba4RecLayer(nn.Module):
         h = self.drop(self.mamba(x, mask))
         return self.ffn(self.norm(x + h if self.residual else h))
 
+    def step(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, tuple]:
+        """One event: x (B, H) and the mixer's state -> (out (B, H), new state); see Mamba.step."""
+        h, *state = self.mamba.step(x, *state)
+        h = self.drop(h)
+        return self.ffn(self.norm(x + h if self.residual else h)), tuple(state)
+
 
 class Mamba4RecEncoder(nn.Module):
     """A stack of Mamba4Rec layers: forward(x (B, L, H), mask (B, L)) -> (B, L, H), 0 at pads."""
@@ -47,3 +53,15 @@ class Mamba4RecEncoder(nn.Module):
         for layer in self.layers:
             x = layer(x, mask)
         return x * mask[..., None]
+
+    def empty_state(self, batch: int, device: torch.device | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Every layer's (conv window, scan state) before any event."""
+        return [layer.mamba.empty_state(batch, device) for layer in self.layers]
+
+    def step(self, x: torch.Tensor, states: list[tuple]) -> tuple[torch.Tensor, list[tuple]]:
+        """One event per row: x (B, H) -> (the forward's output at that event (B, H), new states)."""
+        new = []
+        for layer, state in zip(self.layers, states):
+            x, state = layer.step(x, state)
+            new.append(state)
+        return x, new

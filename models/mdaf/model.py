@@ -73,13 +73,16 @@ class MDAF(nn.Module):
         width += self.matches.n_statistics if self.matches is not None else 0
         self.mlp = cfg.mlp.build(width)
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> ModelOutput:
+    def forward(self, batch: dict[str, torch.Tensor], sequence_state: torch.Tensor | None = None) -> ModelOutput:
+        """sequence_state: the sequential branch's output from a served user state (models/streaming.py),
+        used instead of reading the batch's window."""
         parts, aux = [], {}
         if self.static is not None:
             h_static, aux = self.static(batch)
             parts.append(self.static_proj(h_static))  # (B, H)
         if self.sequence is not None:
-            parts.append(self.seq_proj(self.sequence(batch)))  # (B, H)
+            seq = self.sequence(batch) if sequence_state is None else sequence_state
+            parts.append(self.seq_proj(seq))  # (B, H)
         gate = None
         if self.fusion is not None:
             h, gate = self.fusion(*parts)
@@ -89,6 +92,15 @@ class MDAF(nn.Module):
             h = torch.cat([h, self.matches.statistics(batch)], dim=-1)
         return ModelOutput(logit=self.mlp(h).squeeze(-1), aux_logits=aux,
                            diagnostics={"gate": gate} if gate is not None else {})
+
+    def stream_encoder(self) -> nn.Module:
+        """The recurrence of a streaming variant (models/streaming.py); MDAFError for others."""
+        if self.sequence is None or self.matches is not None:
+            raise MDAFError("model config (mdaf): streaming needs the sequential branch and match_statistics false")
+        return self.sequence.stream_encoder()
+
+    def event_input(self, event: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.sequence.event_input(event)
 
     def diagnostics(self) -> GateDiagnostics | None:
         """What the report shows of this model: its gate, when it fuses two branches with one."""

@@ -1,10 +1,11 @@
 """The sequential branch: one timeline window -> a vector, with a choice of encoder.
 
   x_t = LayerNorm(Dropout(W token_t [+ W_m m_t]))             tokens: models/layers/history.py
-  o   = Encoder(x, mask)                                      (B, L, H); mamba | transformer | gru
+  o   = Encoder(x, mask)                                      (B, L, H); mamba | transformer | gru | hybrid
   q   = LayerNorm(W query)                                    the candidate, same projection
   h   = [o_{L-1} ; sum_t softmax_t(q' . o_t / sqrt(H)) o_t]   (B, 2H), last real position + target
                                                               attention over real positions
+  h   = o_{L-1}                                               (B, H), with `target_attention: false`
 m_t (with `match_features`) holds 1/0 indicators "behaviour t has the candidate's category / brand /
 item" (models/layers/match.py, on raw ids, so new ids match too). Identity is what the click
 signal of a history is about (DIN's premise: users click ads like what they just browsed), but a
@@ -18,7 +19,11 @@ token, which drowns the small initial embeddings (std 0.01); without it, tokens 
 first step.
 With `encoder: mamba` this is Mamba4Rec in the "v2" configuration (item 64 / cate 32 embeddings,
 hidden 128, 2 layers, d_state 16, d_conv 4, expand 2, FFN 4x GELU). `transformer` is BST's encoder
-(with `time_embedding: true`, its time-gap position embedding), `gru` a GRU over the real positions.
+(with `time_embedding: true`, its time-gap position embedding), `gru` a GRU over the real positions,
+`hybrid` MambaRec's gated Mamba / causal attention layers (models/mdaf/hybrid.py, gate `gate`).
+Without target attention (and without match features, which read the candidate) the branch's
+output is the encoder's state after the newest behaviour, which a served model can update one
+event at a time (models/streaming.py).
 """
 from __future__ import annotations
 
@@ -36,17 +41,19 @@ from models.layers.history import MAX_TIME_GAP_DAYS, HistoryTokens, history_spac
 from models.layers.match import MatchFeatures
 from models.layers.target_attention import TargetAttention
 from models.layers.transformer import TransformerEncoder
+from models.mdaf.hybrid import HybridEncoder
 from models.mdaf.mamba4rec import Mamba4RecEncoder
 
-ENCODERS = ("mamba", "transformer", "gru")
+ENCODERS = ("mamba", "transformer", "gru", "hybrid")
 
 
 @dataclass
 class SequenceConfig:
-    """encoder: mamba | transformer | gru.  timeline: the timeline read.
+    """encoder: mamba | transformer | gru | hybrid.  timeline: the timeline read.
     embedding: widths of the history/candidate tables.  hidden, n_layers, dropout: the encoder.
     d_state, d_conv, expand, scan_backend: the Mamba mixer.  ffn_mult: FFN width (mamba, transformer).
-    n_heads, causal: the transformer.  time_embedding: add a time-gap bucket embedding to the tokens.
+    n_heads, causal: the transformer (n_heads also the hybrid's).  gate: the hybrid's, sequence | position.
+    target_attention: pool the encoder's outputs against the candidate.  time_embedding: add a time-gap bucket embedding to the tokens.
     match_features: add W_m m_t to each token, m_t the behaviour's match indicators with the candidate.
     """
 
@@ -63,6 +70,8 @@ class SequenceConfig:
     ffn_mult: int = 4
     n_heads: int = 8
     causal: bool = False
+    gate: str = "sequence"
+    target_attention: bool = True
     time_embedding: bool = False
     match_features: bool = False
 
@@ -79,11 +88,15 @@ def build_encoder(cfg: SequenceConfig) -> nn.Module:
         return TransformerEncoder(cfg.hidden, cfg.n_layers, cfg.n_heads, cfg.ffn_mult, cfg.dropout, cfg.causal)
     if cfg.encoder == "gru":
         return MaskedGRU(cfg.hidden, cfg.n_layers, cfg.dropout)
+    if cfg.encoder == "hybrid":
+        return HybridEncoder(cfg.hidden, cfg.n_layers, n_heads=cfg.n_heads, gate=cfg.gate, d_state=cfg.d_state,
+                             d_conv=cfg.d_conv, expand=cfg.expand, dropout=cfg.dropout, ffn_mult=cfg.ffn_mult,
+                             scan_backend=cfg.scan_backend)
     raise MDAFError(f"model config: key 'encoder' is {cfg.encoder!r}; expected one of {list(ENCODERS)}")
 
 
 class SequenceBranch(nn.Module):
-    """forward(batch) -> (B, out_dim), out_dim = 2 * hidden."""
+    """forward(batch) -> (B, out_dim), out_dim = 2 * hidden (hidden without target attention)."""
 
     def __init__(self, cfg: SequenceConfig, meta: dict):
         super().__init__()
@@ -98,8 +111,21 @@ class SequenceBranch(nn.Module):
         self.matches = MatchFeatures(meta, cfg.timeline) if cfg.match_features else None
         self.match = nn.Linear(self.matches.n_fields, cfg.hidden, bias=False) if cfg.match_features else None
         self.encoder = build_encoder(cfg)
-        self.attention = TargetAttention(cfg.hidden)
-        self.out_dim = 2 * cfg.hidden
+        self.attention = TargetAttention(cfg.hidden) if cfg.target_attention else None
+        self.out_dim = (2 if cfg.target_attention else 1) * cfg.hidden
+
+    def stream_encoder(self) -> Mamba4RecEncoder:
+        """The encoder, when the branch's output is its state after the newest behaviour alone."""
+        if not isinstance(self.encoder, Mamba4RecEncoder) or self.attention is not None or self.match is not None \
+                or self.time is not None:
+            raise MDAFError("model config: streaming needs sequence.encoder mamba with target_attention, "
+                            "match_features and time_embedding all false (each reads the candidate)")
+        return self.encoder
+
+    def event_input(self, event: dict[str, torch.Tensor]) -> torch.Tensor:
+        """One behaviour per row (the timeline's fields, each (B,)) -> the encoder's input (B, H)."""
+        tokens = torch.cat([self.tokens.embedding(s, event[f]) for f, s in self.tokens.fields.items()], dim=-1)
+        return self.norm(self.drop(self.project(tokens)))
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         tokens, query, mask = self.tokens(batch)  # (B, L, W), (B, W), (B, L)
@@ -110,6 +136,8 @@ class SequenceBranch(nn.Module):
             x = x + self.match(self.matches.indicators(batch))  # (B, L, H)
         x = self.norm(self.drop(x))
         out = self.encoder(x, mask)  # (B, L, H), 0 at pads
+        if self.attention is None:
+            return out[:, -1]
         q = self.norm(self.project(query))  # (B, H)
         pooled, _ = self.attention(q, out, mask)  # (B, H)
         return torch.cat([out[:, -1], pooled], dim=-1)

@@ -49,5 +49,12 @@ class Mamba4Rec(NextItemModel):
                                         residual=cfg.n_layers > 1)
 
     def encode(self, items: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = self.norm(self.drop(self.embedding("item", items)))  # (B, L, H)
-        return self.encoder(x, mask)
+        return self.encoder(self.event_input({"item": items}), mask)
+
+    def event_input(self, event: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The encoder's input for items (B,) or (B, L): LayerNorm(Dropout(E[item]))."""
+        return self.norm(self.drop(self.embedding("item", event["item"])))
+
+    def stream_encoder(self) -> Mamba4RecEncoder:
+        """The recurrence a served model steps through (models/streaming.py)."""
+        return self.encoder

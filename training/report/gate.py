@@ -9,9 +9,11 @@ import polars as pl
 
 from common.errors import MDAFError
 
-# Fixed history-length bins (inclusive bounds, None = open): quantile-free, so runs compare.
-HISTORY_BINS: tuple[tuple[int, int | None], ...] = ((0, 0), (1, 5), (6, 20), (21, 50), (51, 100),
-                                                    (101, None))
+# Fixed history-length bins (inclusive bounds, None = open): quantile-free, so runs compare; they
+# reach the longest windows trained (5,000), and empty bins are not shown.
+HISTORY_BINS: tuple[tuple[int, int | None], ...] = ((0, 0), (1, 5), (6, 20), (21, 50), (51, 100), (101, 200),
+                                                    (201, 500), (501, 1000), (1001, 2000), (2001, 5000),
+                                                    (5001, None))
 LOW, HIGH = 0.1, 0.9  # a gate value below LOW or above HIGH all but picks one branch
 GATE_COLUMNS = ("gate_mean",)  # the per-sample column of the test predictions
 

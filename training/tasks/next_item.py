@@ -89,6 +89,7 @@ class NextItemTask(Task):
                              rank=self.ctx.rank, world_size=self.ctx.world_size)
         parts: dict[str, list[np.ndarray]] = {"user_id": [np.zeros(0, np.int64)], "item": [np.zeros(0, np.int64)],
                                               "rank": [np.zeros(0, np.int64)], "history_length": [np.zeros(0, np.int64)]}
+        diagnostics = model.diagnostics() if hasattr(model, "diagnostics") else None  # e.g. the hybrid's gate
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
         was_training = model.training
         model.eval()
@@ -97,20 +98,28 @@ class NextItemTask(Task):
                               disable=not self.ctx.is_main or len(loader) < 5):
                 batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
                 history = batch[batch_key(self.timeline, ITEM)] if self.ranking.mask_history else None
-                ranks = target_ranks(model(batch).logit, batch[ITEM], history)
+                out = model(batch)
+                ranks = target_ranks(out.logit, batch[ITEM], history)
                 length = batch[batch_key(self.timeline, "mask")].sum(1)
                 for key, value in (("user_id", batch["user_id"]), ("item", batch[ITEM]), ("rank", ranks),
                                    ("history_length", length)):
                     parts[key].append(value.cpu().numpy())
+                for key, value in (diagnostics.add(out) if diagnostics is not None else {}).items():
+                    parts.setdefault(key, []).append(value)
         model.train(was_training)
-        return distributed.gather_arrays({k: np.concatenate(v) for k, v in parts.items()})
+        result = distributed.gather_arrays({k: np.concatenate(v) for k, v in parts.items()})
+        if diagnostics is not None:
+            diagnostics.merge(distributed.gather_objects(diagnostics.state()))
+            result["diagnostics"] = diagnostics
+        return result
 
     def test(self, model: nn.Module) -> TestOutcome:
         began = time.perf_counter()
         metrics, preds = self.evaluate(model, "test")
         rate = len(preds["rank"]) / (time.perf_counter() - began)
+        diagnostics = preds.pop("diagnostics").result() if "diagnostics" in preds else {}
         table = pl.DataFrame(preds).with_row_index("row")
-        return TestOutcome(ranking_record(metrics, len(preds["rank"])), None, table, {}, rate)
+        return TestOutcome(ranking_record(metrics, len(preds["rank"])), None, table, diagnostics, rate)
 
     def describe(self, metrics: RankingMetrics) -> str:
         return " ".join(f"{name.upper()}@{k} {getattr(metrics, name)[str(k)]:.4f}" for k in (10, 20)
