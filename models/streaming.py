@@ -75,7 +75,7 @@ class Streamer:
             raise MDAFError(f"{type(model).__name__} cannot stream: its output needs more than a recurrent state")
         self.model = model.eval()
         self.encoder = model.stream_encoder()
-        self.hidden = self.encoder.layers[0].norm.normalized_shape[0]
+        self.hidden = self.encoder.layers[0].mamba.in_proj.in_features
 
     def empty(self, ids: list) -> UserStates:
         device = next(self.model.parameters()).device

@@ -90,6 +90,8 @@ class NextItemTask(Task):
         parts: dict[str, list[np.ndarray]] = {"user_id": [np.zeros(0, np.int64)], "item": [np.zeros(0, np.int64)],
                                               "rank": [np.zeros(0, np.int64)], "history_length": [np.zeros(0, np.int64)]}
         diagnostics = model.diagnostics() if hasattr(model, "diagnostics") else None  # e.g. the hybrid's gate
+        if diagnostics is not None:  # its per-sample columns, present even on a rank without rows
+            parts |= {column: [np.zeros(0, np.float32)] for column in diagnostics.columns}
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
         was_training = model.training
         model.eval()
@@ -105,7 +107,7 @@ class NextItemTask(Task):
                                    ("history_length", length)):
                     parts[key].append(value.cpu().numpy())
                 for key, value in (diagnostics.add(out) if diagnostics is not None else {}).items():
-                    parts.setdefault(key, []).append(value)
+                    parts[key].append(value)
         model.train(was_training)
         result = distributed.gather_arrays({k: np.concatenate(v) for k, v in parts.items()})
         if diagnostics is not None:
