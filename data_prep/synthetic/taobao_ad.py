@@ -26,8 +26,8 @@ category for life; it shows in the history only where an intent on that category
 (intents.py), and an intent on any one preferred category comes round every
 ~n_pref_categories * intent_mean_len / pref_share behaviours. With many preferred categories and
 long histories, the brand that lifts the click lies far back; with interest_target_share > 0
-the ads themselves come from those interests. The oracle's p includes the term, so a model that
-reads the whole history can reach it and one reading a short window cannot.
+the ads themselves come from those interests. The oracle's p includes the term; the evidence for
+it is in the history only as far back as the category's last intent (tests/test_synthetic.py).
 b0 is solved on the first CALIBRATION_BLOCKS blocks so that mean p = target_ctr.
 The profile drives the logit even for the users whose profile row is left out of the file.
 """

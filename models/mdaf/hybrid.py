@@ -1,5 +1,6 @@
-"""The hybrid Mamba / self-attention block of MambaRec (Sai 2024, "State-Space Models for Large
-Sequence Modeling in Sequential Recommendation"), with causal and padding masks everywhere:
+"""The hybrid Mamba / self-attention block of MambaRec (A. G. Sai, "State-Space Models for Large
+Sequence Modeling in Sequential Recommendation", its public code), with causal and padding masks
+everywhere:
 
   a_t = LayerNorm(x_t + Dropout(SelfAttention(x)_t))          causal: keys s <= t, real keys only
   m_t = Dropout(Mamba(x)_t)                                   the mixer of models/mdaf/mamba.py
