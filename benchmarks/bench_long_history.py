@@ -29,11 +29,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from bench_next_item import train_step
 from measure import RunStart, argument_parser, best_step_time, memory_budget, publish, run_fresh
 
 from common.memory import read_peak, reset_peak
@@ -80,26 +79,17 @@ def window(users: int, length: int, seed: int = 0) -> dict[str, torch.Tensor]:
     return {batch_key("history", "item"): items, batch_key("history", "mask"): torch.ones_like(items, dtype=torch.bool)}
 
 
-def train_step(model: nn.Module, optimiser: torch.optim.Optimizer, batch: dict[str, torch.Tensor]) -> float:
-    began = time.perf_counter()
-    target = batch[batch_key("history", "item")][:, 0]
-    loss = F.cross_entropy(model(batch).logit, target)
-    optimiser.zero_grad()
-    loss.backward()
-    optimiser.step()
-    return time.perf_counter() - began
-
-
 def measure_step(name: str, length: int, threads: int) -> Measurement:
     """Time and peak memory of training steps; run in a fresh process."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = build(name, length).train()
     optimiser = torch.optim.Adam(model.parameters())
-    batch = window(BATCH, length)
-    train_step(model, optimiser, window(2, 4))
+    batch, tiny = window(BATCH, length), window(2, 4)
+    target = batch[batch_key("history", "item")][:, 0]
+    train_step(model, optimiser, tiny, tiny[batch_key("history", "item")][:, 0])
     in_use = reset_peak("cpu")
-    seconds = best_step_time(lambda: train_step(model, optimiser, batch))
+    seconds = best_step_time(lambda: train_step(model, optimiser, batch, target))
     return Measurement(seconds, (read_peak("cpu") - in_use) / 2**20)
 
 

@@ -177,7 +177,7 @@ class BatchLoader:
         for name in self.timelines:
             arrays = self._arrays[name]
             start, end = t.start[name][idx], t.end[name][idx]
-            width = int(min(self.seq_len, max(1, (end - start).max(initial=1))))
+            width = int(min(self.seq_len, (end - start).max(initial=1)))  # at least 1 column
             rows, mask = history_window(start, end, width)  # (B, W)
             for field in self._fields[name]:
                 out[batch_key(name, field)] = torch.from_numpy(gather(arrays[field], rows, mask, np.int64))
