@@ -13,7 +13,7 @@ from the whole history, and whether the loader keeps up.
    a fresh process per (model, L) (benchmarks/measure.py). A shape of an attention model is
    skipped, and reported as not fitting, when its memory extrapolated quadratically in L from its
    last measured shape exceeds the budget (default half the available memory).
-2. Streaming (models/streaming.py), Mamba4Rec at its published settings (1 layer), 256 users
+2. Streaming (models/ssm/streaming.py), Mamba4Rec at its published settings (1 layer), 256 users
    whose states already hold L events: one new event per user folded in and the catalogue scored
    from the state, against scoring the same users by a forward over their L + 1 events. Both give
    the same scores: the largest difference is printed. Time: the best of 5 repetitions each.
@@ -42,7 +42,7 @@ from data_prep.next_item.config import load_next_item_config
 from data_prep.next_item.prepare import prepare_copy
 from data_prep.next_item.synthetic import generate_sequences, load_sequence_config
 from models.registry import build_model
-from models.streaming import Streamer
+from models.ssm.streaming import Streamer
 from training.config import resolve_section
 
 ROOT = Path(__file__).resolve().parent.parent

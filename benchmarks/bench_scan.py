@@ -3,7 +3,7 @@
     python benchmarks/bench_scan.py                 # batch {256, 2048} x L {50, 200, 1000} x d_inner {128, 256}
     python benchmarks/bench_scan.py --quick         # batch 256, L 50 only: a smoke run
 
-What: out = selective_scan(x, dt, A, B, C, D, z) (models/mdaf/selective_scan.py), the scan with
+What: out = selective_scan(x, dt, A, B, C, D, z) (models/ssm/selective_scan.py), the scan with
 Mamba's skip and gate, (scan(x, dt, A, B, C) + D*x) * silu(z), then the gradients of
 loss = (out * g).sum() for all seven inputs, with d_state 16 in float32 and Mamba-like inputs:
 x, B, C ~ N(0, 1), dt = softplus(N(0, 1) - 3) (about 0.05), A = -exp(A_log) with A_log = log(1..16)
@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from measure import RunStart, argument_parser, memory_budget, publish, run_fresh
 
 from common.memory import read_peak, reset_peak
-from models.mdaf.selective_scan import selective_scan
+from models.ssm.selective_scan import selective_scan
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "bench_scan.md"

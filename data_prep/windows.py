@@ -13,7 +13,7 @@ and its pads come first:
 - A causal scan (Mamba) reads the pads before the real behaviours, so it is exact only if the model
   zeroes its input branch at pad positions (after `in_proj` and after the causal conv): then the
   SSM state stays 0 through the pads and the first real behaviour starts from the same zero state
-  as it would with no pads at all (models/mdaf/mamba.py, "Padding"). The mask returned here exists for
+  as it would with no pads at all (models/ssm/mamba.py, "Padding"). The mask returned here exists for
   exactly that, and for key padding in attention (BST, DIN).
 
 Pad rows point at row 0, an in-bounds index whenever the timeline has any rows; `gather` zeroes

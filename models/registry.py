@@ -16,7 +16,7 @@ from common.errors import MDAFError
 
 MODELS = {
     "mdaf": "models.mdaf.model:MDAF",
-    "mamba4rec_v2": "models.mdaf.mamba4rec_v2:Mamba4RecV2",
+    "mamba4rec_v2": "models.baselines.mamba4rec_ctr:Mamba4RecV2",
     "dcnv3": "models.baselines.dcnv3:DCNv3Model",
     "dcnv2": "models.baselines.dcnv2:DCNv2Model",
     "bst": "models.baselines.bst:BST",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.mdaf import cpu_kernels
-from models.mdaf.causal_conv import causal_conv, causal_conv_reference
+from models.ssm import cpu_kernels
+from models.ssm.causal_conv import causal_conv, causal_conv_reference
 
 pytestmark = pytest.mark.skipif(not cpu_kernels.available(), reason="no C++ compiler: the CPU kernel cannot be built")
 

@@ -1,4 +1,4 @@
-"""The hybrid Mamba / attention block (models/mdaf/hybrid.py) in both tasks: causal, blind to
+"""The hybrid Mamba / attention block (models/ssm/hybrid.py) in both tasks: causal, blind to
 padding, its gate as the equation says."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from common.errors import MDAFError
-from models.mdaf.hybrid import HybridEncoder, prefix_mean
+from models.ssm.hybrid import HybridEncoder, prefix_mean
 from models.registry import build_model
 
 

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from data_prep.loader import BatchLoader
-from models.mdaf import cpu_kernels
-from models.mdaf.mamba import Mamba
+from models.ssm import cpu_kernels
+from models.ssm.mamba import Mamba
 from models.registry import build_model
 
 # name -> shape of mamba_ssm.Mamba(d_model=32, d_state=16, d_conv=4, expand=2) (mamba_simple.py)

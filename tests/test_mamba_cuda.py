@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.mdaf.mamba import Mamba
-from models.mdaf.selective_scan import _mamba_ssm_scan, selective_scan
+from models.ssm.mamba import Mamba
+from models.ssm.selective_scan import _mamba_ssm_scan, selective_scan
 from test_selective_scan import scan_inputs
 
 pytestmark = pytest.mark.skipif(

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from common.errors import MDAFError
-from models.mdaf import cpu_kernels
-from models.mdaf.selective_scan import resolve_backend, selective_scan, selective_scan_reference
+from models.ssm import cpu_kernels
+from models.ssm.selective_scan import resolve_backend, selective_scan, selective_scan_reference
 
 pytestmark = pytest.mark.skipif(not cpu_kernels.available(), reason="no C++ compiler: the CPU kernel cannot be built")
 

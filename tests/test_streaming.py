@@ -1,4 +1,4 @@
-"""Streaming (models/streaming.py): one event at a time equals the full forward over the whole
+"""Streaming (models/ssm/streaming.py): one event at a time equals the full forward over the whole
 history, after any number of events, for Mamba4Rec and for MDAF without target attention."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from common.errors import MDAFError
 from data_prep.loader import batch_key
 from models.registry import build_model
-from models.streaming import Streamer, UserStates
+from models.ssm.streaming import Streamer, UserStates
 
 META = {"vocab_sizes": {"item": 52}}
 

@@ -7,7 +7,7 @@ Embedding tables may learn at their own rate (`embedding_lr_scale` times lr), a 
 overfitting that lives in id embeddings.
 
 A parameter is exempt when it has one dimension (biases, LayerNorm/PReLU scales, D) or carries
-`_no_weight_decay` (A_log, D: models/mdaf/mamba.py). Embedding tables are decayed, but their
+`_no_weight_decay` (A_log, D: models/ssm/mamba.py). Embedding tables are decayed, but their
 padding row is zero and receives no gradient (`padding_idx=0`), so Adam's update of it is zero and
 the decoupled decay, wd * 0, keeps it zero: the padding row is never decayed nor trained.
 """

@@ -1,2 +1,2 @@
-"""MDAF: the Mamba mixer and its scan back-ends, the Mamba4Rec branch, DCNv3 (and DCNv2), the gated
-fusion head."""
+"""MDAF: its sequential branch, its static branch (DCNv3 or DCNv2) and the gated fusion head. The
+Mamba layers it shares with the next-item models live in models/ssm/."""

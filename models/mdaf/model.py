@@ -74,7 +74,7 @@ class MDAF(nn.Module):
         self.mlp = cfg.mlp.build(width)
 
     def forward(self, batch: dict[str, torch.Tensor], sequence_state: torch.Tensor | None = None) -> ModelOutput:
-        """sequence_state: the sequential branch's output from a served user state (models/streaming.py),
+        """sequence_state: the sequential branch's output from a served user state (models/ssm/streaming.py),
         used instead of reading the batch's window."""
         parts, aux = [], {}
         if self.static is not None:
@@ -94,7 +94,7 @@ class MDAF(nn.Module):
                            diagnostics={"gate": gate} if gate is not None else {})
 
     def stream_encoder(self) -> nn.Module:
-        """The recurrence of a streaming variant (models/streaming.py); MDAFError for others."""
+        """The recurrence of a streaming variant (models/ssm/streaming.py); MDAFError for others."""
         if self.sequence is None or self.matches is not None:
             raise MDAFError("model config (mdaf): streaming needs the sequential branch and match_statistics false")
         return self.sequence.stream_encoder()

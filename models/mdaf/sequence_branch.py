@@ -20,10 +20,10 @@ first step.
 With `encoder: mamba` this is Mamba4Rec in the "v2" configuration (item 64 / cate 32 embeddings,
 hidden 128, 2 layers, d_state 16, d_conv 4, expand 2, FFN 4x GELU). `transformer` is BST's encoder
 (with `time_embedding: true`, its time-gap position embedding), `gru` a GRU over the real positions,
-`hybrid` MambaRec's gated Mamba / causal attention layers (models/mdaf/hybrid.py, gate `gate`).
+`hybrid` MambaRec's gated Mamba / causal attention layers (models/ssm/hybrid.py, gate `gate`).
 Without target attention (and without match features, which read the candidate) the branch's
 output is the encoder's state after the newest behaviour, which a served model can update one
-event at a time (models/streaming.py).
+event at a time (models/ssm/streaming.py).
 """
 from __future__ import annotations
 
@@ -41,8 +41,8 @@ from models.layers.history import MAX_TIME_GAP_DAYS, HistoryTokens, history_spac
 from models.layers.match import MatchFeatures
 from models.layers.target_attention import TargetAttention
 from models.layers.transformer import TransformerEncoder
-from models.mdaf.hybrid import HybridEncoder
-from models.mdaf.mamba4rec import Mamba4RecEncoder
+from models.ssm.hybrid import HybridEncoder
+from models.ssm.mamba4rec_layer import Mamba4RecEncoder
 
 ENCODERS = ("mamba", "transformer", "gru", "hybrid")
 

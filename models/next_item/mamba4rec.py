@@ -12,7 +12,7 @@ Where the code and the paper differ, the code is followed: with a single layer t
 residual around the mixer is absent. One departure, a fix: the code re-initialises every Linear
 layer after building the model, which resets Mamba's dt projection (initial dt about 0.69
 instead of log-uniform in [0.001, 0.1]); here the mixer keeps mamba-ssm's initialisation.
-The mixer is the one MDAF uses (models/mdaf/mamba.py), with its scan back-ends.
+The mixer is the one MDAF uses (models/ssm/mamba.py), with its scan back-ends.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from models.mdaf.mamba4rec import Mamba4RecEncoder
+from models.ssm.mamba4rec_layer import Mamba4RecEncoder
 from models.next_item.base import NextItemModel
 
 
@@ -56,5 +56,5 @@ class Mamba4Rec(NextItemModel):
         return self.norm(self.drop(self.embedding("item", event["item"])))
 
     def stream_encoder(self) -> Mamba4RecEncoder:
-        """The recurrence a served model steps through (models/streaming.py)."""
+        """The recurrence a served model steps through (models/ssm/streaming.py)."""
         return self.encoder

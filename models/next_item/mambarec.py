@@ -1,5 +1,5 @@
 """MambaRec's hybrid for next-item recommendation: Mamba4Rec's embedding and scoring around a stack
-of hybrid Mamba / causal self-attention layers (models/mdaf/hybrid.py):
+of hybrid Mamba / causal self-attention layers (models/ssm/hybrid.py):
 
     x = LayerNorm(Dropout(E[items]))
     per layer: x = FFN(g Dropout(Mamba(x)) + (1 - g) LayerNorm(x + Dropout(Attention(x))))
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.mdaf.hybrid import HybridEncoder
+from models.ssm.hybrid import HybridEncoder
 from models.next_item.base import ITEM, NextItemModel
 from models.output import ModelOutput
 

@@ -3,7 +3,7 @@
   out_t = m_t * silu(bias + sum_{k<K} w[k] * m_{t-K+1+k} x_{t-K+1+k})     per channel, x_s = 0 for s < 0
 
 for x (B, L, d_inner), m the padding mask (B, L) (all ones when None), w the `conv1d` weight
-(d_inner, 1, K), as in mamba_simple.py with the mask applied before and after (models/mdaf/mamba.py).
+(d_inner, 1, K), as in mamba_simple.py with the mask applied before and after (models/ssm/mamba.py).
 Back-ends: "cpu", the C++ kernel of csrc/causal_conv.cpp; anything else, PyTorch's conv1d.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from models.mdaf.cpu_kernels import ROWS_PER_CHUNK, SUFFIX, as_rows, kernel, n_chunks
+from models.ssm.cpu_kernels import ROWS_PER_CHUNK, SUFFIX, as_rows, kernel, n_chunks
 
 
 def causal_conv_reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, mask: torch.Tensor | None) -> torch.Tensor:

@@ -1,5 +1,5 @@
 """Serving a Mamba model one event at a time: each user's recurrent state (every layer's conv
-window and scan state, models/mdaf/mamba.py `step`) is kept between requests, a new event is
+window and scan state, models/ssm/mamba.py `step`) is kept between requests, a new event is
 folded in at a cost that does not grow with the history, and candidates are scored from the state
 without re-reading the history. After any number of events the output equals the full forward
 over the user's whole history (tests/test_streaming.py).

@@ -3,7 +3,7 @@ Sequence Modeling in Sequential Recommendation", its public code), with causal a
 everywhere:
 
   a_t = LayerNorm(x_t + Dropout(SelfAttention(x)_t))          causal: keys s <= t, real keys only
-  m_t = Dropout(Mamba(x)_t)                                   the mixer of models/mdaf/mamba.py
+  m_t = Dropout(Mamba(x)_t)                                   the mixer of models/ssm/mamba.py
   g_t = sigmoid(w . xbar_t + b)                               the gate, a scalar
   h_t = g_t m_t + (1 - g_t) a_t,     out_t = FFN(h_t)         FFN: models/layers/feed_forward.py
 
@@ -22,7 +22,7 @@ from torch import nn
 from common.errors import MDAFError
 from models.layers.feed_forward import FeedForward
 from models.layers.transformer import SelfAttention, visible_keys
-from models.mdaf.mamba import Mamba
+from models.ssm.mamba import Mamba
 
 GATES = ("sequence", "position")
 

@@ -6,7 +6,7 @@ Selective State Space Models", Sec. 3.2-3.3):
 
 The authors' code puts no residual around the mixer when there is a single layer
 (`residual=False`, models/next_item/mamba4rec.py); MDAF's "v2" branch always keeps it. Padding is
-handled inside the mixer (models/mdaf/mamba.py).
+handled inside the mixer (models/ssm/mamba.py).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from models.layers.feed_forward import FeedForward
-from models.mdaf.mamba import Mamba
+from models.ssm.mamba import Mamba
 
 
 class Mamba4RecLayer(nn.Module):

@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from common.errors import MDAFError
-from models.mdaf import cpu_kernels
-from models.mdaf.scan_cpu import CPUSelectiveScan
+from models.ssm import cpu_kernels
+from models.ssm.scan_cpu import CPUSelectiveScan
 
 log = logging.getLogger(__name__)
 

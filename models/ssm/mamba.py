@@ -12,8 +12,8 @@ Forward, for u (B, L, d_model):
   x, z = split(in_proj(u));  x = silu(causal_conv(x));  (dt, B, C) = split(x_proj(x))
   dt = softplus(dt_proj(dt));  A = -exp(A_log)
   out = out_proj((selective_scan(x, dt, A, B, C) + D * x) * silu(z))
-The convolution (models/mdaf/causal_conv.py) and the scan with its skip and gate
-(models/mdaf/selective_scan.py) each run on the back-end `scan_backend` resolves to.
+The convolution (models/ssm/causal_conv.py) and the scan with its skip and gate
+(models/ssm/selective_scan.py) each run on the back-end `scan_backend` resolves to.
 
 Initialisation: A_log[d] = log(1 .. d_state); D = 1; dt_proj.bias = softplus^-1(dt) with dt drawn
 log-uniform in [dt_min, dt_max] (floored at dt_init_floor); dt_proj.weight ~ U(+-dt_rank^-0.5).
@@ -39,8 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.mdaf.causal_conv import causal_conv
-from models.mdaf.selective_scan import resolve_backend, selective_scan
+from models.ssm.causal_conv import causal_conv
+from models.ssm.selective_scan import resolve_backend, selective_scan
 
 
 class Mamba(nn.Module):

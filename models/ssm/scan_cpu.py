@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-from models.mdaf.cpu_kernels import ROWS_PER_CHUNK, as_rows, kernel, n_chunks
+from models.ssm.cpu_kernels import ROWS_PER_CHUNK, as_rows, kernel, n_chunks
 
 
 class CPUSelectiveScan(torch.autograd.Function):
