@@ -21,9 +21,10 @@ def count_buckets(paths: list[Path], bucket_mb: int) -> int:
 
 
 def write_buckets(lf: pl.LazyFrame, user: str, n_buckets: int, directory: Path) -> None:
-    """Stream `lf` into `directory/bucket=<k>/*.parquet`, k = `user` % n_buckets."""
+    """Stream `lf` into `directory/bucket=<k>/*.parquet`, k = `user` % n_buckets (a text id's hash)."""
     directory.mkdir(parents=True, exist_ok=True)
-    keyed = lf.with_columns((pl.col(user) % n_buckets).cast(pl.Int32).alias(_BUCKET))
+    key = pl.col(user).hash(0) if lf.collect_schema()[user] == pl.String else pl.col(user)
+    keyed = lf.with_columns((key % n_buckets).cast(pl.Int32).alias(_BUCKET))
     keyed.sink_parquet(pl.PartitionBy(directory, key=_BUCKET, include_key=False),
                      compression="lz4", mkdir=True)
 

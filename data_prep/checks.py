@@ -6,13 +6,14 @@ thresholds being keys of configs/data/<source>.yaml.
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from pathlib import Path
 
 import polars as pl
 
 from common.errors import MDAFError
-from data_prep.calendar import to_day
+from data_prep.calendar import BEIJING, to_day, zone_name
 from data_prep.samples import split_column
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def limit_share(count: int, rows: int, max_fraction: float, key: str, path: Path
 
 
 def count_outside_window(lf: pl.LazyFrame, column: str, window: tuple[int, int], path: Path,
-                         max_fraction: float) -> tuple[int, int]:
+                         max_fraction: float, zone: dt.tzinfo = BEIJING) -> tuple[int, int]:
     """(rows, rows whose `column` lies outside [start, end)); too many outside is an error.
 
     A few stray rows are dropped and counted (the real
@@ -68,10 +69,32 @@ def count_outside_window(lf: pl.LazyFrame, column: str, window: tuple[int, int],
     rows, n_out = int(counts["rows"][0]), int(counts["outside"][0] or 0)
     if rows and n_out / rows > max_fraction:
         row = _example(lf, outside)
-        raise MDAFError(f"{path}: column '{column}' expected Unix seconds within {to_day(start)} .. "
-                        f"{to_day(end - 1)} (Beijing time); {n_out} of {rows} rows fall outside "
+        raise MDAFError(f"{path}: column '{column}' expected Unix seconds within {to_day(start, zone)} .. "
+                        f"{to_day(end - 1, zone)} ({zone_name(zone)}); {n_out} of {rows} rows fall outside "
                         f"(more than max_out_of_window_fraction={max_fraction}), e.g. row {row}")
     return rows, n_out
+
+
+def limit_cut_line(cut: bool, rows: int, max_fraction: float, path: Path) -> int:
+    """1 when `path`'s last line was cut short and dropped (`rows` read besides it), else 0; an error
+    above `max_fraction` of the file (config key max_cut_line_fraction)."""
+    return limit_share(int(cut), rows + int(cut), max_fraction, "max_cut_line_fraction", path,
+                       "are cut short (the last line, with no newline after it: dropped)")
+
+
+def limit_duplicates(count: int, rows: int, max_fraction: float, path: Path, fate: str) -> int:
+    """`count` exact duplicate rows of `path` (`fate`: dropped, or kept and why), bounded by
+    max_duplicate_fraction."""
+    return limit_share(count, rows, max_fraction, "max_duplicate_fraction", path,
+                       f"are exact duplicates of an earlier row ({fate})")
+
+
+def bad_number(column: str, minimum: float | None = None) -> pl.Expr:
+    """A value of `column` that is present but NaN, infinite or below `minimum` (a price under 0)."""
+    bad = ~pl.col(column).is_finite()
+    if minimum is not None:
+        bad = bad | (pl.col(column) < minimum)
+    return pl.col(column).is_not_null() & bad
 
 
 def count_between_splits(lf: pl.LazyFrame, column: str, window: tuple[int, int],

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from common.config import load_config
+from common.config import load_config, load_yaml
 from common.errors import MDAFError
 from data_prep.calendar import TAOBAO_AD_BEHAVIOR_DAYS, TAOBAO_AD_IMPRESSION_DAYS, window
+from data_prep.generic.schema import parse_schema
 
-SOURCES = ("taobao_ad", "userbehavior")
+SOURCES = ("taobao_ad", "userbehavior", "generic")
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "data"
+GENERIC_SCHEMA = CONFIG_DIR / "generic.yaml"  # the generic source's default: the Taobao Ad files as a schema
 
 
 @dataclass
@@ -45,10 +48,17 @@ class PrepConfig:
     bucket_mb: int = 256
     # Taobao Ad without behavior_log.csv: warn and build click histories only (False), or fail.
     require_behavior_log: bool = False
+    # The generic source only: its schema (data_prep/generic/schema.py), the mapping read from
+    # --schema (default configs/data/generic.yaml). It holds the split, the windows and the label
+    # horizon, so the days, label_horizon_hours, price_buckets and require_behavior_log above do not apply.
+    schema: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise MDAFError(f"config key 'source': expected one of {SOURCES}, got {self.source!r}")
+        if (self.source == "generic") != (self.schema is not None):
+            raise MDAFError(f"config key 'schema' (--schema): for source 'generic' only, and required there "
+                            f"(source is {self.source!r})")
         for key in ("train_days", "val_days", "test_days", "sample_days", "history_days"):
             days = getattr(self, key)
             if len(days) != 2:
@@ -96,12 +106,31 @@ def default_config_path(source: str) -> Path:
 
 
 def load_prep_config(source: str, path: str | Path | None = None, **overrides) -> PrepConfig:
-    """The config for `source`: its YAML defaults (or `path`), then `overrides`."""
+    """The config for `source`: its YAML defaults (or `path`), then `overrides`. For the generic
+    source the defaults are the dataclass's, and `schema` (an override, else `path`'s key) is the
+    path of the schema's YAML (default GENERIC_SCHEMA) or the mapping itself."""
     if source not in SOURCES:
         raise MDAFError(f"--source: expected one of {SOURCES}, got {source!r}")
-    cfg = load_config(PrepConfig, path or default_config_path(source), overrides)
+    if source == "generic":
+        given = overrides.get("schema", load_yaml(path).get("schema") if path is not None else None)
+        overrides = {**({"source": "generic"} if path is None else {}), **overrides, "schema": read_schema(given)}
+    cfg = load_config(PrepConfig, path or (None if source == "generic" else default_config_path(source)), overrides)
     if cfg.source != source:
         raise MDAFError(f"{path}: config key 'source' is {cfg.source!r} but {source!r} was asked for")
     return cfg
 
+
+def read_schema(schema: str | Path | dict | None) -> dict[str, Any]:
+    """A generic schema checked (one line naming its key when wrong): the mapping `schema`, or the
+    one in the YAML file it names, relative to the working directory or else to the repository
+    (GENERIC_SCHEMA when None)."""
+    if isinstance(schema, dict):
+        parse_schema(schema)
+        return schema
+    path = Path(schema or GENERIC_SCHEMA)
+    if not path.is_file() and not path.is_absolute() and (CONFIG_DIR.parents[1] / path).is_file():
+        path = CONFIG_DIR.parents[1] / path
+    data = load_yaml(path)
+    parse_schema(data, f"{path}: schema")
+    return data
 

@@ -75,9 +75,19 @@ class ProcessedDataset:
         """What identifies this dataset's content: a hash of meta.json (its inputs, vocabulary sizes
         and row counts), the vocabulary sizes and the rows per split. A checkpoint stores it, so a
         dataset rebuilt in place is never taken for the one a model was trained on."""
-        digest = hashlib.sha256((self.root / "meta.json").read_bytes()).hexdigest()
-        return {"meta_sha256": digest, "vocab_sizes": self.vocab_sizes,
+        return {"meta_sha256": self.meta_sha256, "vocab_sizes": self.vocab_sizes,
                 "rows": {split: len(self.split(split)) for split in SPLITS}}
+
+    @property
+    def meta_sha256(self) -> str:
+        """The hash of meta.json: what the dataset was built from, its vocabulary sizes and rows."""
+        return hashlib.sha256((self.root / "meta.json").read_bytes()).hexdigest()
+
+    @property
+    def prepared_from(self) -> str:
+        """The interactions file (next-item) or raw folder (CTR) it was prepared from; "" if unknown."""
+        meta = self.meta
+        return (meta.get("inputs") or {}).get("input") or meta.get("input") or meta.get("raw_dir") or ""
 
     # ----- meta -----
     def _read_meta(self) -> dict:

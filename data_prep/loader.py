@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from common.errors import MDAFError
-from data_prep.dataset import ProcessedDataset
+from data_prep.dataset import ProcessedDataset, SplitTable
 from data_prep.timeline import raw_column
 from data_prep.windows import gather, history_window
 
@@ -163,28 +163,34 @@ class BatchLoader:
 
     def batch(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
         """The batch of samples `idx` ((B,) int indices into the split)."""
-        t = self.table
-        idx = np.asarray(idx, dtype=np.int64)
-        time = t.time[idx]  # (B,) int64, a copy
-        out = {name: torch.from_numpy(col[idx].astype(np.int64)) for name, col in t.static.items()}
-        out["label"] = torch.from_numpy(t.label[idx].astype(np.float32))
-        out["time"] = torch.from_numpy(time)
-        out["user_id"] = torch.from_numpy(t.user_id[idx])
-        if t.oracle_p is not None:
-            out["oracle_p"] = torch.from_numpy(t.oracle_p[idx].astype(np.float32, copy=False))
-        for field, column in t.raw.items():
-            out[raw_column(field)] = torch.from_numpy(column[idx])
-        for name in self.timelines:
-            arrays = self._arrays[name]
-            start, end = t.start[name][idx], t.end[name][idx]
-            width = int(min(self.seq_len, (end - start).max(initial=1)))  # at least 1 column
-            rows, mask = history_window(start, end, width)  # (B, W)
-            for field in self._fields[name]:
-                out[batch_key(name, field)] = torch.from_numpy(gather(arrays[field], rows, mask, np.int64))
-            gap = gather(arrays["time"], rows, mask, np.int64)  # behaviour times, 0 at pads
-            np.subtract(time[:, None], gap, out=gap)
-            np.multiply(gap, mask, out=gap)
-            out[batch_key(name, "time_gap")] = torch.from_numpy(gap)
-            out[batch_key(name, "mask")] = torch.from_numpy(mask)
-            out[batch_key(name, "length")] = torch.from_numpy(mask.sum(axis=1, dtype=np.int64))
-        return out
+        return make_batch(self.table, idx, self._arrays, self._fields, self.seq_len)
+
+
+def make_batch(t: SplitTable, idx: np.ndarray, arrays: dict[str, dict[str, np.ndarray]],
+               fields: dict[str, list[str]], seq_len: int) -> dict[str, torch.Tensor]:
+    """The batch (keys of `BatchLoader`) of samples `idx` of table `t`, whose pointers index the
+    timelines `arrays` (name -> field -> (rows,), with `time`); `fields`: the timeline fields read.
+    The one place batches are built: the loader's, and the scoring service's (serving/scorer.py)."""
+    idx = np.asarray(idx, dtype=np.int64)
+    time = t.time[idx]  # (B,) int64, a copy
+    out = {name: torch.from_numpy(col[idx].astype(np.int64)) for name, col in t.static.items()}
+    out["label"] = torch.from_numpy(t.label[idx].astype(np.float32))
+    out["time"] = torch.from_numpy(time)
+    out["user_id"] = torch.from_numpy(t.user_id[idx])
+    if t.oracle_p is not None:
+        out["oracle_p"] = torch.from_numpy(t.oracle_p[idx].astype(np.float32, copy=False))
+    for field, column in t.raw.items():
+        out[raw_column(field)] = torch.from_numpy(column[idx])
+    for name, timeline in arrays.items():
+        start, end = t.start[name][idx], t.end[name][idx]
+        width = int(min(seq_len, (end - start).max(initial=1)))  # at least 1 column
+        rows, mask = history_window(start, end, width)  # (B, W)
+        for field in fields[name]:
+            out[batch_key(name, field)] = torch.from_numpy(gather(timeline[field], rows, mask, np.int64))
+        gap = gather(timeline["time"], rows, mask, np.int64)  # behaviour times, 0 at pads
+        np.subtract(time[:, None], gap, out=gap)
+        np.multiply(gap, mask, out=gap)
+        out[batch_key(name, "time_gap")] = torch.from_numpy(gap)
+        out[batch_key(name, "mask")] = torch.from_numpy(mask)
+        out[batch_key(name, "length")] = torch.from_numpy(mask.sum(axis=1, dtype=np.int64))
+    return out

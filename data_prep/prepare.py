@@ -9,10 +9,12 @@ import shutil
 import time
 from pathlib import Path
 
-from common.atomic import atomic_dir
+from common.atomic import atomic_dir, build_lock, remove_stale
 from common.errors import MDAFError
 from data_prep.config import PrepConfig
 from data_prep.dataset import SCHEMA_VERSION
+from data_prep.generic.schema import parse_schema
+from data_prep.generic.source import prepare_generic
 from data_prep.raw_files import SOURCE_FILES
 from data_prep.summary import summarize, write_summary
 from data_prep.taobao_ad import prepare_taobao_ad
@@ -21,7 +23,7 @@ from data_prep.vocab import load_vocabularies
 
 log = logging.getLogger(__name__)
 
-PIPELINES = {"taobao_ad": prepare_taobao_ad, "userbehavior": prepare_userbehavior}
+PIPELINES = {"taobao_ad": prepare_taobao_ad, "userbehavior": prepare_userbehavior, "generic": prepare_generic}
 
 
 MARKER = ".mdaf-dataset"  # written into every dataset directory; --overwrite replaces only those
@@ -40,8 +42,7 @@ def prepare(raw_dir: str | Path, out_dir: str | Path, cfg: PrepConfig, overwrite
     dataset data_prep wrote (`check_replaceable`).
     """
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
-    if not raw_dir.is_dir():
-        raise MDAFError(f"{raw_dir}: raw data directory not found")
+    require_raw_dir(raw_dir, cfg.source)
     inputs = prep_inputs(raw_dir, cfg, vocab_from)
     reused = load_vocabularies(Path(vocab_from), cfg.source) if vocab_from is not None else None
     if out_dir.exists():
@@ -58,8 +59,8 @@ def prepare(raw_dir: str | Path, out_dir: str | Path, cfg: PrepConfig, overwrite
         work = tmp / "_work"
         meta = PIPELINES[cfg.source](raw_dir, cfg, work, tmp, reused)
         shutil.rmtree(work, ignore_errors=True)
-        meta = {"schema_version": SCHEMA_VERSION, **meta,
-                "splits": {k: list(v) for k, v in cfg.split_bounds.items()}, **inputs}
+        meta = {"schema_version": SCHEMA_VERSION, **meta,  # a source that splits by its data says how
+                "splits": meta.get("splits") or {k: list(v) for k, v in cfg.split_bounds.items()}, **inputs}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
         log.info("summarising %s", out_dir)
         summary = summarize(tmp, meta)
@@ -78,8 +79,7 @@ def prepare_copy(raw_dir: str | Path, root: str | Path, cfg: PrepConfig,
     (the log says what changed) and the older copy stays until the user removes it.
     """
     raw_dir, root = Path(raw_dir), Path(root)
-    if not raw_dir.is_dir():
-        raise MDAFError(f"{raw_dir}: raw data directory not found")
+    require_raw_dir(raw_dir, cfg.source)
     inputs = prep_inputs(raw_dir, cfg, vocab_from)
     digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:8]
     out = root / f"{cfg.source}-{digest}"
@@ -87,15 +87,32 @@ def prepare_copy(raw_dir: str | Path, root: str | Path, cfg: PrepConfig,
         for older, changes in _older_copies(root, cfg.source, inputs):
             log.info("%s changed since %s was prepared (%s): preparing a new copy in %s; %s stays until you "
                      "remove it", raw_dir, older, changes, out, older)
-    prepare(raw_dir, out, cfg, vocab_from=vocab_from)
+    remove_stale(root)  # what a process killed mid-build left
+    with build_lock(out):  # a second run preparing the same copy waits, then reuses it
+        prepare(raw_dir, out, cfg, vocab_from=vocab_from)
     return out
+
+
+def require_raw_dir(raw_dir: Path, source: str) -> None:
+    """MDAFError unless `raw_dir` is a folder, naming what --raw-dir expects."""
+    if raw_dir.is_dir():
+        return
+    names = [spec.name for spec in SOURCE_FILES.get(source, ()) if "oracle" not in spec.name]
+    listed = f" ({', '.join(names)})" if names else ""
+    expected = f"--raw-dir expects the folder holding the raw {source} files{listed}"
+    if not raw_dir.exists():
+        raise MDAFError(f"{raw_dir}: not found; {expected}")
+    hint = (f": pass {raw_dir.parent}" if raw_dir.name in names else
+            "; an interactions file for next-item recommendation goes to --data of experiments/train_mamba4rec.py")
+    raise MDAFError(f"{raw_dir}: a file, but {expected}{hint}")
 
 
 def prep_inputs(raw_dir: Path, cfg: PrepConfig, vocab_from: str | Path | None) -> dict:
     """What a dataset is built from: the format version, the raw directory and the source's files
     in it, the config, and the vocabularies reused (their dataset and files; a dataset rebuilt in
     place must not be mistaken for the one it replaced)."""
-    names = [spec.name for spec in SOURCE_FILES[cfg.source]]
+    names = (parse_schema(cfg.schema).files() if cfg.schema is not None
+             else [spec.name for spec in SOURCE_FILES[cfg.source]])
     inputs = {"schema_version": SCHEMA_VERSION, "raw_dir": str(Path(raw_dir).resolve()),
               "raw_files": file_stats(Path(raw_dir), names), "config": dataclasses.asdict(cfg),
               "vocab_from": None, "vocab_files": None}

@@ -4,7 +4,9 @@
 empty file, a missing or renamed column, or a value of the wrong type raises MDAFError naming
 the file, the column and an example of the bad row. Files as users have them are read as they
 are: stray spaces around header names (the real user_profile.csv ends with
-`new_user_class_level `), a UTF-8 byte-order mark, and fully quoted cells. A compressed download
+`new_user_class_level `), a UTF-8 byte-order mark, and fully quoted cells. The generic source
+(data_prep/generic/) describes its files with the same `RawFile`: any separator, a header or a
+list of names, or a Parquet file. A compressed download
 (`behavior_log.csv.gz`, the Tianchi `.tar.gz` archives) is named with the command that unpacks
 it: the pipeline streams plain CSV, which a compressed file cannot be without holding it whole.
 A last line with no newline after it is a download cut short mid-row (`last_line_cut`): the
@@ -14,22 +16,39 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
 from common.errors import MDAFError
+from data_prep import checks
 
 
 @dataclass(frozen=True)
 class RawFile:
-    """One raw file: its name, columns in the documented order, and how it is written."""
+    """One raw file: its name, columns in the documented order, and how it is written.
+
+    names: a file without a header: every column's name in file order (default: `columns`).
+    keys: column -> the schema key that declared it (generic source), named in errors.
+    A name ending in `.parquet` is read as Parquet (no separator, header or text cells).
+    """
 
     name: str
     columns: dict[str, pl.DataType]
     has_header: bool = True
     null_values: tuple[str, ...] = ()
+    separator: str = ","
+    names: tuple[str, ...] = ()
+    keys: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def parquet(self) -> bool:
+        return self.name.endswith(".parquet")
+
+    def where(self, column: str) -> str:
+        """' (schema key ...)' for a column a schema declared, else ''."""
+        return f" (schema key {self.keys[column]})" if column in self.keys else ""
 
 
 RAW_SAMPLE = RawFile("raw_sample.csv", {
@@ -111,35 +130,49 @@ def last_line_cut(path: Path) -> bool:
         return fh.read(1) != b"\n"
 
 
-def _cells(line: str) -> list[str]:
-    """The comma-separated cells of a line, without a byte-order mark, quotes or stray spaces."""
-    return [c.strip().strip('"').strip() for c in line.lstrip("\ufeff").split(",")]
+def _cells(line: str, separator: str) -> list[str]:
+    """The cells of a line, without a byte-order mark, quotes or stray spaces."""
+    return [c.strip().strip('"').strip() for c in line.lstrip("\ufeff").split(separator)]
+
+
+def _separated(separator: str) -> str:
+    return {",": "comma-separated", "\t": "tab-separated"}.get(separator, f"{separator!r}-separated")
 
 
 def _file_columns(path: Path, spec: RawFile) -> list[str]:
     """The file's column names in file order (header names stripped of stray spaces and quotes)."""
     require_file(path.parent, spec)
+    if spec.parquet:
+        try:
+            names = list(pl.read_parquet_schema(path))
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            raise MDAFError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
+        return _require_columns(path, spec, names, "the Parquet file's columns")
     first, second = _first_lines(path, 2)
     if path.stat().st_size == 0 or not first.strip():
         raise MDAFError(f"{path}: file is empty (expected {spec.name} with columns {list(spec.columns)})")
     if spec.has_header and not second.strip():
         raise MDAFError(f"{path}: no rows after the header (expected at least one row)")
-    cells = _cells(first)
-    expected = list(spec.columns)
+    cells = _cells(first, spec.separator)
+    expected = list(spec.names or spec.columns)
     if not spec.has_header:
         if len(cells) != len(expected):
-            raise MDAFError(f"{path}: expected {len(expected)} comma-separated columns "
+            raise MDAFError(f"{path}: expected {len(expected)} {_separated(spec.separator)} columns "
                             f"({', '.join(expected)}) and no header, got {len(cells)} in line 1: {first!r}")
-        if not cells[0].lstrip("-").isdigit():
+        if spec.columns.get(expected[0], pl.String).is_integer() and not cells[0].lstrip("-").isdigit():
             raise MDAFError(f"{path}: expected no header row (columns {', '.join(expected)}), "
                             f"but line 1 looks like one: {first!r}")
-        return expected
-    names = cells
-    missing = [c for c in expected if c not in names]
+        return _require_columns(path, spec, expected, "the schema's names")
+    return _require_columns(path, spec, cells, "the header")
+
+
+def _require_columns(path: Path, spec: RawFile, names: list[str], what: str) -> list[str]:
+    """`names` (the file's columns), unless one of `spec.columns` is missing from them."""
+    missing = [c for c in spec.columns if c not in names]
     if missing:
-        extra = [n for n in names if n not in expected]
+        extra = [n for n in names if n not in spec.columns]
         hint = f"; found unexpected {extra}" if extra else ""
-        raise MDAFError(f"{path}: missing column(s) {missing} in the header {names}{hint}")
+        raise MDAFError(f"{path}: missing column(s) {missing} in {what} {names}{hint}{spec.where(missing[0])}")
     return names
 
 
@@ -148,21 +181,51 @@ def scan_raw(raw_dir: Path, spec: RawFile, drop_last_line: bool = False) -> pl.L
 
     Columns may come in any order; extra columns are dropped. `drop_last_line` leaves out the
     file's last row (one `last_line_cut` found cut short). Type errors surface when the scan is
-    collected: wrap that in `explain_read_error`.
+    collected: wrap that in `explain_read_error`. A Parquet file's column types are checked here
+    and cast to the documented ones (a datetime becomes Unix seconds).
     """
     path = Path(raw_dir) / spec.name
     names = _file_columns(path, spec)
+    if spec.parquet:
+        return _scan_parquet(path, spec)
     schema = {n: spec.columns.get(n, pl.String) for n in names}
     if len(set(names)) != len(names):
         raise MDAFError(f"{path}: duplicate column names in the header {names}")
     # The header was checked above; skipping it lets stripped names stand for stray-spaced ones.
     lf = pl.scan_csv(path, has_header=False, skip_lines=int(spec.has_header), schema=schema,
-                     null_values=list(spec.null_values) or None)
+                     null_values=list(spec.null_values) or None, separator=spec.separator)
     if drop_last_line:
-        rows = pl.scan_csv(path, has_header=False, skip_lines=int(spec.has_header),
+        rows = pl.scan_csv(path, has_header=False, skip_lines=int(spec.has_header), separator=spec.separator,
                            schema={n: pl.String for n in names}).select(pl.len()).collect().item()
         lf = lf.head(max(rows - 1, 0))
     return lf.select(list(spec.columns))
+
+
+def _scan_parquet(path: Path, spec: RawFile) -> pl.LazyFrame:
+    """The Parquet file's columns of `spec`, each cast to its documented type (checked first)."""
+    file_types = pl.read_parquet_schema(path)
+    columns = []
+    for column, dtype in spec.columns.items():
+        have = file_types[column]
+        if have.is_temporal() and dtype.is_integer():
+            columns.append(pl.col(column).dt.epoch("s").alias(column))
+            continue
+        fits = (dtype == pl.String or have == pl.Null or (dtype.is_float() and have.is_numeric())
+                or (dtype.is_integer() and have.is_integer()))
+        if not fits:
+            raise MDAFError(f"{path}: column '{column}' expected {_kind(dtype)}, but the Parquet file "
+                            f"stores it as {have}{spec.where(column)}")
+        columns.append(pl.col(column).cast(dtype))
+    return pl.scan_parquet(path).select(columns)
+
+
+def read_keyed(raw_dir: Path, spec: RawFile, key: str) -> pl.DataFrame:
+    """A small side table (ad_feature, user_profile) read whole, with its key present and unique."""
+    path = Path(raw_dir) / spec.name
+    table = scan_raw(raw_dir, spec).collect()
+    checks.require_no_nulls(table.lazy(), [key], path)
+    checks.require_unique(table.lazy(), [key], path)
+    return table
 
 
 def explain_read_error(exc: Exception, raw_dir: Path, specs: list[RawFile]) -> MDAFError:
@@ -174,10 +237,10 @@ def explain_read_error(exc: Exception, raw_dir: Path, specs: list[RawFile]) -> M
     match = _PARSE_ERROR.search(str(exc))
     for spec in specs:
         path = Path(raw_dir) / spec.name
-        if not path.is_file() or (match is not None and match["column"] not in spec.columns):
+        if not path.is_file() or spec.parquet or (match is not None and match["column"] not in spec.columns):
             continue
         names = _file_columns(path, spec)
-        text = pl.scan_csv(path, has_header=False, skip_lines=int(spec.has_header),
+        text = pl.scan_csv(path, has_header=False, skip_lines=int(spec.has_header), separator=spec.separator,
                            schema={n: pl.String for n in names},
                            null_values=list(spec.null_values) or None).with_row_index("row")
         try:
@@ -190,9 +253,9 @@ def explain_read_error(exc: Exception, raw_dir: Path, specs: list[RawFile]) -> M
             return MDAFError(f"{path}: not a well-formed {spec.name}: {_first_line(err)}")
         if bad.height:
             line = int(bad["row"][0]) + 1 + int(spec.has_header)
-            row = ",".join("" if v is None else str(v) for v in bad.drop("row").row(0))
+            row = spec.separator.join("" if v is None else str(v) for v in bad.drop("row").row(0))
             return MDAFError(f"{path}: column '{column}' expected {_kind(spec.columns[column])}, "
-                             f"got {value!r} at line {line}: {row}")
+                             f"got {value!r} at line {line}: {row}{spec.where(column)}")
     return MDAFError(f"{raw_dir}: could not read the raw files: {_first_line(exc)}")
 
 

@@ -1,8 +1,8 @@
 """Static features derived from raw columns: Beijing hour and weekday, price buckets.
 
 hour index = 2 + hour of day (0..23), dow index = 2 + weekday (Monday 0 .. Sunday 6), both in
-Beijing time (UTC+8). Price index = 2 + number of train-quantile edges <= price; a missing price
-is out of vocabulary (1).
+Beijing time (UTC+8) unless another offset is given. Price index = 2 + number of train-quantile
+edges <= price; a missing price is out of vocabulary (1).
 """
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from data_prep.vocab import OOV
 _BEIJING_OFFSET_S = 8 * 3600
 
 
-def calendar_columns(time: str) -> list[pl.Expr]:
-    """`hour` and `dow` indices from Unix seconds in column `time`."""
-    local = pl.col(time) + _BEIJING_OFFSET_S
+def calendar_columns(time: str, offset_s: int = _BEIJING_OFFSET_S) -> list[pl.Expr]:
+    """`hour` and `dow` indices from Unix seconds in column `time`, read `offset_s` east of UTC."""
+    local = pl.col(time) + offset_s
     hour = (local % 86_400) // 3600
     dow = (local // 86_400 + 3) % 7  # 1970-01-01 was a Thursday (Monday = 0)
     return [(hour + 2).cast(pl.Int32).alias("hour"), (dow + 2).cast(pl.Int32).alias("dow")]

@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 from sklearn.metrics import log_loss, roc_auc_score
 
-from data_prep.calendar import to_day
+from data_prep.calendar import to_day, utc_zone
 from data_prep.samples import SPLITS
 
 HISTORY_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9, 0.99)
@@ -26,10 +26,14 @@ def summarize(root: Path, meta: dict) -> dict:
         path = root / "samples" / f"{split}.parquet"
         lf = pl.scan_parquet(path)
         start, end = meta["splits"][split]
+        fields = meta["static_fields"]  # a generic dataset may have no user or item column
+        none = pl.lit(None, dtype=pl.Int64)
         base = lf.select(rows=pl.len(), label_rate=pl.col("label").cast(pl.Float64).mean(),
-                         users=pl.col("user_id").n_unique(), items=pl.col("item").n_unique(),
-                         oov_items=(pl.col("item") == 1).mean()).collect().row(0, named=True)
-        figures = {"days": f"{to_day(start)}..{to_day(end - 1)}", **base, "history_length": {}}
+                         users=pl.col("user_id").n_unique() if "user" in fields else none,
+                         items=pl.col("item").n_unique() if "item" in fields else none,
+                         oov_items=(pl.col("item") == 1).mean() if "item" in fields else none
+                         ).collect().row(0, named=True)
+        figures = {"days": _span(start, end, meta), **base, "history_length": {}}
         for name in meta["timelines"]:
             length = pl.col(f"{name}_end") - pl.col(f"{name}_start")
             q = lf.select([length.quantile(x, "nearest").alias(f"p{round(x * 100)}") for x in HISTORY_QUANTILES]
@@ -43,6 +47,14 @@ def summarize(root: Path, meta: dict) -> dict:
     summary["timeline_rows"] = {name: tl["rows"] for name, tl in meta["timelines"].items()}
     summary["drops"] = meta["drops"]
     return summary
+
+
+def _span(start: int, end: int, meta: dict) -> str:
+    """A split's calendar days, or its rows when the row order stands for time (generic source)."""
+    if meta.get("split_by") == "position":
+        return f"rows {start:,}..{end - 1:,}"
+    zone = utc_zone(meta.get("utc_offset_hours", 8))
+    return f"{to_day(start, zone)}..{to_day(end - 1, zone)}"
 
 
 def oracle_metrics(lf: pl.LazyFrame) -> dict[str, float]:
@@ -60,8 +72,9 @@ def render(summary: dict) -> str:
     lines.append(header)
     for split, f in summary["splits"].items():
         rate = "-" if f["label_rate"] is None else f"{f['label_rate']:.4f}"
-        lines.append(f"{split:<6} {f['days']:<22} {f['rows']:>11,} {rate:>10} {f['users']:>9,} "
-                     f"{f['items']:>9,} {f['oov_items'] or 0:>9.2%}")
+        users, items = ("-" if f[k] is None else f"{f[k]:,}" for k in ("users", "items"))
+        oov = "-" if f["items"] is None else f"{f['oov_items'] or 0:.2%}"
+        lines.append(f"{split:<6} {f['days']:<22} {f['rows']:>11,} {rate:>10} {users:>9} {items:>9} {oov:>9}")
     for split, f in summary["splits"].items():
         for name, h in f["history_length"].items():
             if not f["rows"]:
@@ -73,7 +86,7 @@ def render(summary: dict) -> str:
         lines.append("oracle (true click probability): " + ", ".join(
             f"{s} AUC {m['auc']:.4f} logloss {m['logloss']:.4f}" for s, m in oracle.items()))
     lines.append("vocabulary sizes: " + ", ".join(f"{k}={v:,}" for k, v in summary["vocab_sizes"].items()))
-    lines.append("timeline rows: " + ", ".join(f"{k}={v:,}" for k, v in summary["timeline_rows"].items()))
+    lines.append("timeline rows: " + (", ".join(f"{k}={v:,}" for k, v in summary["timeline_rows"].items()) or "none"))
     lines.append("dropped or flagged rows (kept ones say so):")
     lines += [f"  {n:>12,}  {why}" for why, n in summary["drops"].items()] or ["  none"]
     return "\n".join(lines)

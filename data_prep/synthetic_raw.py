@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 SYNTHETIC_DIR = Path("data") / "synthetic"
 GENERATORS = {"taobao_ad": generate_taobao_ad, "userbehavior": generate_userbehavior}
+LAYOUTS = {"generic": "taobao_ad"}  # the generic source's default schema describes the Taobao Ad files
 
 
 def synthetic_config(path: Path | None = None, seed: int | None = None, **overrides) -> SyntheticConfig:
@@ -37,6 +38,7 @@ def synthetic_home(cfg: Any, root: Path = SYNTHETIC_DIR) -> Path:
 
 def ensure_synthetic_raw(source: str, cfg: SyntheticConfig, root: Path = SYNTHETIC_DIR) -> Path:
     """The raw files of `source` for `cfg` under `root`, generated now unless already there."""
+    source = LAYOUTS.get(source, source)
     raw = synthetic_home(cfg, root) / f"raw_{source}"
     if raw.is_dir():
         log.info("reusing synthetic raw files in %s", raw)

@@ -20,12 +20,13 @@ from common.errors import MDAFError
 from data_prep import checks
 from data_prep.buckets import count_buckets, drop_duplicates, read_bucket, scan_buckets, write_buckets
 from data_prep.config import PrepConfig
+from data_prep.oracle import check_oracle, join_oracle
 from data_prep.raw_files import (AD_FEATURE, BEHAVIOR_LOG, RAW_SAMPLE, RAW_SAMPLE_ORACLE,
-                                 USER_PROFILE, RawFile, compressed_copy, explain_read_error,
-                                 last_line_cut, require_file, scan_raw, unpack_hint)
+                                 USER_PROFILE, compressed_copy, explain_read_error, last_line_cut,
+                                 read_keyed, require_file, scan_raw, unpack_hint)
 from data_prep.samples import SampleWriter, split_column
 from data_prep.static_features import calendar_columns, price_edges, price_index
-from data_prep.timeline import TimelineWriter, history_pointers, raw_column
+from data_prep.timeline import TimelineWriter, point_samples, raw_column, reachable
 from data_prep.vocab import Reused, ValueCounts, Vocab, encode, fill_missing, fixed_vocab, vocab_meta
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path,
     has_oracle = (raw_dir / RAW_SAMPLE_ORACLE.name).is_file()
 
     ads, drops[f"{AD_FEATURE.name}: price NaN, infinite or negative (kept, price missing)"] = _read_ads(raw_dir, cfg)
-    profiles = _read_table(raw_dir, USER_PROFILE, "userid").rename({"userid": "user"})
+    profiles = read_keyed(raw_dir, USER_PROFILE, "userid").rename({"userid": "user"})
     big = [require_file(raw_dir, RAW_SAMPLE), raw_dir / BEHAVIOR_LOG.name]
     n_buckets = count_buckets(big, cfg.bucket_mb)
     log.info("streaming %.0f MB of raw files once, into %d user bucket(s)",
@@ -100,14 +101,10 @@ def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path,
         rows["beh"] = _check_behaviors(scans["beh"][0], raw_dir / BEHAVIOR_LOG.name, cfg, drops)
     for name, n in rows.items():
         path = raw_dir / tables[name][0].name
-        drops[f"{path.name}: last line cut short (no newline after it)"] = checks.limit_share(
-            int(cut[name]), n + int(cut[name]), cfg.max_cut_line_fraction, "max_cut_line_fraction", path,
-            "are cut short (the last line, with no newline after it: dropped)")
+        drops[f"{path.name}: last line cut short (no newline after it)"] = checks.limit_cut_line(
+            cut[name], n, cfg.max_cut_line_fraction, path)
     if has_oracle:
-        path = raw_dir / RAW_SAMPLE_ORACLE.name
-        checks.require_no_nulls(scans["oracle"][0], ["user", "time_stamp", "p"], path)
-        checks.require_none(scans["oracle"][0], ~pl.col("p").is_between(0, 1), path, "p",
-                            "a probability in [0, 1]")
+        check_oracle(scans["oracle"][0], ["user", "time_stamp"], raw_dir / RAW_SAMPLE_ORACLE.name)
 
     def bucket(k: int) -> dict[str, pl.LazyFrame]:
         return {name: read_bucket(work / name, k, schema) for name, (_, schema) in scans.items()}
@@ -130,9 +127,8 @@ def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path,
         _prepare_bucket(bucket(k), ads, profiles, vocabs, edges, cfg, timelines, samples, counts)
     for name, spec, fate in (("imp", RAW_SAMPLE, "dropped"), ("beh", BEHAVIOR_LOG, "kept: no item id")):
         if name in rows:
-            drops[f"{spec.name}: exact duplicate of an earlier row ({fate})"] = checks.limit_share(
-                counts[f"{name}_duplicates"], rows[name], cfg.max_duplicate_fraction, "max_duplicate_fraction",
-                raw_dir / spec.name, f"are exact duplicates of an earlier row ({fate})")
+            drops[f"{spec.name}: exact duplicate of an earlier row ({fate})"] = checks.limit_duplicates(
+                counts[f"{name}_duplicates"], rows[name], cfg.max_duplicate_fraction, raw_dir / spec.name, fate)
     if has_log:
         drops["behavior_log.csv: user has no impression in any split"] = counts["no_impression"]
         drops["behavior_log.csv: after the user's last impression (in no history)"] = \
@@ -159,19 +155,10 @@ def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path,
     }
 
 
-def _read_table(raw_dir: Path, spec: RawFile, key: str) -> pl.DataFrame:
-    """A small side table read whole, with its key present and unique."""
-    path = raw_dir / spec.name
-    table = scan_raw(raw_dir, spec).collect()
-    checks.require_no_nulls(table.lazy(), [key], path)
-    checks.require_unique(table.lazy(), [key], path)
-    return table
-
-
 def _read_ads(raw_dir: Path, cfg: PrepConfig) -> tuple[pl.DataFrame, int]:
     """ad_feature.csv, and how many of its prices were NaN, infinite or negative (now missing)."""
-    ads = _read_table(raw_dir, AD_FEATURE, "adgroup_id")
-    bad = pl.col("price").is_not_null() & (~pl.col("price").is_finite() | (pl.col("price") < 0))
+    ads = read_keyed(raw_dir, AD_FEATURE, "adgroup_id")
+    bad = checks.bad_number("price", minimum=0)
     n_bad = checks.limit_share(int(ads.select(bad.sum()).item()), ads.height, cfg.max_bad_price_fraction,
                                "max_bad_price_fraction", raw_dir / AD_FEATURE.name,
                                "have a price that is NaN, infinite or negative (kept, price missing)")
@@ -254,10 +241,7 @@ def _prepare_bucket(frames: dict[str, pl.LazyFrame], ads: pl.DataFrame, profiles
            .with_columns(calendar_columns("time_stamp"))
            .collect())
     if "oracle" in frames:
-        oracle = frames["oracle"].select("user", "time_stamp", oracle_p=pl.col("p").cast(pl.Float32))
-        checks.require_unique(oracle, ["user", "time_stamp"], Path(RAW_SAMPLE_ORACLE.name))
-        imp = imp.join(oracle.collect(), on=["user", "time_stamp"], how="left")
-        checks.require_no_nulls(imp.lazy(), ["oracle_p"], Path(RAW_SAMPLE_ORACLE.name))
+        imp = join_oracle(imp, frames["oracle"], ["user", "time_stamp"], RAW_SAMPLE_ORACLE.name)
     imp = encode(imp, {f"{field}_idx": (column, vocabs[space]) for field, (column, space) in STATIC.items()})
     encoded = imp.select(
         "split", label=pl.col("clk").cast(pl.Int8), time=pl.col("time_stamp"), user_id=pl.col("user"),
@@ -270,15 +254,13 @@ def _prepare_bucket(frames: dict[str, pl.LazyFrame], ads: pl.DataFrame, profiles
 
     histories = {"click": encoded.filter(pl.col("label") == 1)}
     if "behavior" in timelines:
-        last = encoded.group_by("user_id").agg(last=pl.col("time").max())
         h_start, h_end = cfg.history_window
         beh = frames["beh"].collect()
         counts["beh_duplicates"] += beh.height - beh.unique().height  # counted, kept (see _unique)
         beh = beh.filter(pl.col("time_stamp").is_between(h_start, h_end, closed="left"))
-        known = beh.join(last, left_on="user", right_on="user_id", how="inner")
-        used = known.filter(pl.col("time_stamp") < pl.col("last"))
-        counts["no_impression"] += beh.height - known.height
-        counts["after_last_impression"] += known.height - used.height
+        used, no_impression, after_last = reachable(beh, encoded, "user", "time_stamp")
+        counts["no_impression"] += no_impression
+        counts["after_last_impression"] += after_last
         histories["behavior"] = encode(used, {"cate_idx": ("cate", vocabs["cate"]),
                                               "brand_idx": ("brand", vocabs["brand"]),
                                               "btag_idx": ("btag", vocabs["btag"])}).select(
@@ -286,13 +268,7 @@ def _prepare_bucket(frames: dict[str, pl.LazyFrame], ads: pl.DataFrame, profiles
             brand=pl.col("brand_idx"), btag=pl.col("btag_idx"),
             **{raw_column(f): fill_missing(pl.col(f), pl.Int64) for f in TIMELINE_RAW_IDS["behavior"]})
 
-    user, time = encoded["user_id"].to_numpy(), encoded["time"].to_numpy()
-    pointers = {}
-    for name, writer in timelines.items():
-        frame, offset = writer.add(histories[name])
-        start, end = history_pointers(frame["user_id"].to_numpy(), frame["time"].to_numpy(), user, time)
-        pointers[f"{name}_start"], pointers[f"{name}_end"] = start + offset, end + offset
-    samples.add(encoded.with_columns(**{k: pl.Series(v) for k, v in pointers.items()}))
+    samples.add(point_samples(encoded, histories, timelines))
 
 
 def _unique(rows: pl.LazyFrame, counter: str, counts: dict[str, int]) -> pl.DataFrame:

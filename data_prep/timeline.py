@@ -54,6 +54,29 @@ def history_pointers(tl_user: np.ndarray, tl_time: np.ndarray, user: np.ndarray,
     return start, end
 
 
+def reachable(log: pl.DataFrame, samples: pl.DataFrame, user: str, time: str) -> tuple[pl.DataFrame, int, int]:
+    """The rows of one bucket's `log` (columns `user`, `time`) that some sample can read: those of
+    users with a sample, before the user's last one; and how many rows belong to users without a
+    sample, and how many come after the user's last. `samples` has columns user_id and time."""
+    last = samples.group_by("user_id").agg(last=pl.col("time").max())
+    known = log.join(last, left_on=user, right_on="user_id", how="inner")
+    used = known.filter(pl.col(time) < pl.col("last"))
+    return used, log.height - known.height, known.height - used.height
+
+
+def point_samples(samples: pl.DataFrame, histories: dict[str, pl.DataFrame],
+                  timelines: dict[str, "TimelineWriter"]) -> pl.DataFrame:
+    """Store one bucket's `histories[name]` in `timelines[name]`, and return its `samples` (sorted by
+    user_id and time) with the pointers `<name>_start` and `<name>_end` into each."""
+    user, time = samples["user_id"].to_numpy(), samples["time"].to_numpy()
+    pointers = {}
+    for name, writer in timelines.items():
+        frame, offset = writer.add(histories[name])
+        start, end = history_pointers(frame["user_id"].to_numpy(), frame["time"].to_numpy(), user, time)
+        pointers[f"{name}_start"], pointers[f"{name}_end"] = start + offset, end + offset
+    return samples.with_columns(**{k: pl.Series(v) for k, v in pointers.items()})
+
+
 class TimelineWriter:
     """Collects one timeline bucket by bucket, then writes `timelines/<name>/<field>.npy`.
 

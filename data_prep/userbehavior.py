@@ -17,11 +17,12 @@ from tqdm import tqdm
 from data_prep import checks
 from data_prep.buckets import count_buckets, drop_duplicates, read_bucket, scan_buckets, write_buckets
 from data_prep.config import PrepConfig
+from data_prep.oracle import check_oracle, join_oracle
 from data_prep.raw_files import (USER_BEHAVIOR, USER_BEHAVIOR_ORACLE, explain_read_error, last_line_cut,
                                  require_file, scan_raw)
 from data_prep.samples import SampleWriter, split_column
 from data_prep.static_features import calendar_columns
-from data_prep.timeline import TimelineWriter, history_pointers, raw_column
+from data_prep.timeline import TimelineWriter, point_samples, raw_column
 from data_prep.vocab import Reused, ValueCounts, Vocab, encode, fixed_vocab, vocab_meta
 
 log = logging.getLogger(__name__)
@@ -66,9 +67,8 @@ def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path,
     start, end = cfg.sample_window
     in_window = pl.col("time").is_between(start, end, closed="left")
     n_between = checks.count_between_splits(rows, "time", cfg.sample_window, cfg.split_bounds)
-    drops = {f"{path.name}: last line cut short (no newline after it)": checks.limit_share(
-                 int(cut), n_rows + int(cut), cfg.max_cut_line_fraction, "max_cut_line_fraction", path,
-                 "are cut short (the last line, with no newline after it: dropped)"),
+    drops = {f"{path.name}: last line cut short (no newline after it)": checks.limit_cut_line(
+                 cut, n_rows, cfg.max_cut_line_fraction, path),
              f"{path.name}: timestamp outside {cfg.sample_days[0]}..{cfg.sample_days[1]}": n_out,
              f"{path.name}: inside the window but in no split (kept in histories only)": n_between}
 
@@ -77,9 +77,7 @@ def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path,
         opath = raw_dir / USER_BEHAVIOR_ORACLE.name
         oracle = scan_raw(raw_dir, USER_BEHAVIOR_ORACLE).rename({"user_id": "user", "timestamp": "time"})
         write_buckets(oracle, "user", n_buckets, work / "oracle")
-        scanned = scan_buckets(work / "oracle")
-        checks.require_no_nulls(scanned, ["user", "time", "p"], opath)
-        checks.require_none(scanned, ~pl.col("p").is_between(0, 1), opath, "p", "a probability in [0, 1]")
+        check_oracle(scan_buckets(work / "oracle"), ["user", "time"], opath)
         oracle_schema = oracle.collect_schema()
 
     schema = raw.collect_schema()
@@ -96,9 +94,8 @@ def _prepare(raw_dir: Path, cfg: PrepConfig, work: Path, out: Path,
         unique, dropped = drop_duplicates(buckets[k].collect())
         n_duplicates += dropped
         _prepare_bucket(unique, oracle_k, vocabs, cfg, timeline, samples)
-    drops[f"{path.name}: exact duplicate of an earlier row (dropped)"] = checks.limit_share(
-        n_duplicates, n_rows, cfg.max_duplicate_fraction, "max_duplicate_fraction", path,
-        "are exact duplicates of an earlier row (dropped)")
+    drops[f"{path.name}: exact duplicate of an earlier row (dropped)"] = checks.limit_duplicates(
+        n_duplicates, n_rows, cfg.max_duplicate_fraction, path, "dropped")
 
     sample_schema = pl.Schema({"label": pl.Int8, "time": pl.Int64, "user_id": pl.Int64,
                                **{f: pl.Int32 for f in [*STATIC, "hour", "dow"]},
@@ -140,21 +137,21 @@ def _fit_vocabularies(buckets: list[pl.LazyFrame], cfg: PrepConfig) -> dict[str,
             "dow": fixed_vocab("dow", list(range(7)))}
 
 
-def label_views(rows: pl.DataFrame, cfg: PrepConfig) -> pl.DataFrame:
-    """The pv rows with `label`: a cart/fav/buy of the same item in [t, min(t + H, split end)].
+def label_views(rows: pl.DataFrame, bounds: dict[str, tuple[int, int]], horizon_s: int, view: str = "pv",
+                conversions: list[str] = CONVERSIONS) -> pl.DataFrame:
+    """The `view` rows with `label`: a conversion of the same item in [t, min(t + horizon, split end)].
 
-    rows: one user bucket with columns user, item, cate, btag, time.
+    rows: one user bucket with columns user, item, btag, time; bounds: each split's [start, end).
     """
-    bounds = cfg.split_bounds
     split_end = pl.lit(None, dtype=pl.Int64)
     for name, (s, e) in bounds.items():
         split_end = pl.when(pl.col("split") == name).then(pl.lit(e)).otherwise(split_end)
-    views = (rows.filter(pl.col("btag") == "pv")
+    views = (rows.filter(pl.col("btag") == view)
              .with_columns(split=split_column("time", bounds))
              .filter(pl.col("split").is_not_null())
-             .with_columns(deadline=pl.min_horizontal(pl.col("time") + cfg.label_horizon_s, split_end - 1))
+             .with_columns(deadline=pl.min_horizontal(pl.col("time") + horizon_s, split_end - 1))
              .sort("time"))
-    conversions = (rows.filter(pl.col("btag").is_in(CONVERSIONS))
+    conversions = (rows.filter(pl.col("btag").is_in(conversions))
                    .select("user", "item", converted_at=pl.col("time")).sort("converted_at"))
     joined = views.join_asof(conversions, left_on="time", right_on="converted_at",
                              by=["user", "item"], strategy="forward",
@@ -168,12 +165,9 @@ def _prepare_bucket(rows: pl.DataFrame, oracle: pl.DataFrame | None, vocabs: dic
     # encode every row once; the views are a subset, labelled on raw ids (OOV items differ)
     fields = STATIC | TIMELINE
     rows = encode(rows, {f"{field}_idx": (field, vocabs[space]) for field, space in fields.items()})
-    views = label_views(rows, cfg)
+    views = label_views(rows, cfg.split_bounds, cfg.label_horizon_s)
     if oracle is not None:
-        checks.require_unique(oracle.lazy(), ["user", "time"], Path(USER_BEHAVIOR_ORACLE.name))
-        views = views.join(oracle.select("user", "time", oracle_p=pl.col("p").cast(pl.Float32)),
-                           on=["user", "time"], how="left")
-        checks.require_no_nulls(views.lazy(), ["oracle_p"], Path(USER_BEHAVIOR_ORACLE.name))
+        views = join_oracle(views, oracle.lazy(), ["user", "time"], USER_BEHAVIOR_ORACLE.name)
     encoded = views.select(
         "split", "label", "time", *calendar_columns("time"), user_id=pl.col("user"),
         **{field: pl.col(f"{field}_idx") for field in STATIC},
@@ -184,8 +178,4 @@ def _prepare_bucket(rows: pl.DataFrame, oracle: pl.DataFrame | None, vocabs: dic
     history = rows.select(user_id=pl.col("user"), time=pl.col("time"),
                           **{field: pl.col(f"{field}_idx") for field in TIMELINE},
                           **{raw_column(f): pl.col(f) for f in RAW_IDS})
-    frame, offset = timeline.add(history)
-    start, end = history_pointers(frame["user_id"].to_numpy(), frame["time"].to_numpy(),
-                                  encoded["user_id"].to_numpy(), encoded["time"].to_numpy())
-    samples.add(encoded.with_columns(behavior_start=pl.Series(start + offset),
-                                     behavior_end=pl.Series(end + offset)))
+    samples.add(point_samples(encoded, {"behavior": history}, {"behavior": timeline}))

@@ -8,7 +8,8 @@
     python experiments/run_ablations.py --summary-only     # re-tabulate the finished runs
     python experiments/run_ablations.py --summary-only --doc docs/baseline_results_summary.md
 
-Finished runs are skipped and interrupted ones resumed, so the same command continues a grid.
+Finished runs are skipped and interrupted ones resumed, so the same command continues a grid; a
+run made with other data or settings stops it (use another --results-dir for those).
 Writes <results-dir>/<model>/seed<k>/ (one run each, with its report), <results-dir>/summary.md
 and .json, and, with --doc PATH, the same summary at PATH (the repository's docs/ are never
 rewritten unless asked).

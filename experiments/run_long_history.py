@@ -9,9 +9,9 @@ tabulated and plotted against L, with the hybrid's gate per L.
     python experiments/run_long_history.py --models "Mamba4Rec L=50" "Mamba4Rec L=2000"   # some of the grid
     python experiments/run_long_history.py --summary-only --results-dir results/long_history
 
-Finished runs are skipped and interrupted ones resumed. Writes <results-dir>/<model>/seed<k>/
-(one run each, with its report) and <results-dir>/length_sweep.{md,json,png}; with --doc PATH the
-table at PATH and the figure beside it.
+Finished runs are skipped and interrupted ones resumed (a run made with other data or settings stops
+the sweep). Writes <results-dir>/<model>/seed<k>/ (one run each, with its report) and
+<results-dir>/length_sweep.{md,json,png}; with --doc PATH the table at PATH and the figure beside it.
 """
 import sys
 

@@ -8,7 +8,8 @@ on one next-item data set and tabulate them with paired tests against Mamba4Rec.
         --results-dir results/next_item_ml100k_temporal
     python experiments/run_next_item.py --summary-only --results-dir results/next_item_ml100k
 
-Finished runs are skipped and interrupted ones resumed, so the same command continues a grid.
+Finished runs are skipped and interrupted ones resumed, so the same command continues a grid; a
+run made with other data or settings stops it (use another --results-dir for those).
 Writes <results-dir>/<model>/seed<k>/ (one run each, with its report), <results-dir>/summary.md
 and .json, and, with --doc PATH, the same summary at PATH.
 """

@@ -23,10 +23,15 @@ MODELS = {
     "din": "models.baselines.din:DIN",
     "autoint": "models.baselines.autoint:AutoIntPlus",
     "dnn": "models.baselines.dnn:DNN",
+    "logistic": "models.baselines.logistic:Logistic",
+    "gbdt": "models.baselines.gbdt:GBDT",
     "mamba4rec": "models.next_item.mamba4rec:Mamba4Rec",
     "sasrec": "models.next_item.sasrec:SASRec",
     "gru4rec": "models.next_item.gru4rec:GRU4Rec",
     "mambarec": "models.next_item.mambarec:MambaRec",
+    "pop": "models.next_item.pop:Pop",
+    "recent": "models.next_item.recent:Recent",
+    "knn": "models.next_item.knn:KNN",
 }
 # the models under models/next_item/ rank the catalogue; the others score a (user, ad) pair
 NEXT_ITEM_MODELS = tuple(name for name, where in MODELS.items() if where.startswith("models.next_item."))

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import yaml
+
 T0 = 1494000000  # 2017-05-06 00:00 Beijing
 DAY = 86_400
 
@@ -47,3 +50,32 @@ def userbehavior_raw(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     write_lines(directory / "UserBehavior.csv", USER_BEHAVIOR)
     return directory
+
+
+# ----- next-item: interactions (user, item, time) -----
+INTER_HEADER = "user_id:token\titem_id:token\ttimestamp:float"
+NEXT_ITEM_EXPERIMENT = {"experiment": "tiny", "label": "Mamba4Rec",
+                        "model": {"base": "configs/model/mamba4rec.yaml", "hidden": 16, "d_state": 8},
+                        "train": {"base": "configs/train/next_item.yaml", "epochs": 1, "batch_size": 64, "seq_len": 12,
+                                  "threads": 1},
+                        "data": {"source": "next_item"}, "ranking": {"train_on": "all"}}
+
+
+def interactions(seed: int = 0) -> list[tuple[int, int, int]]:
+    """(user, item, time): users 1..30 (so their sorted text differs from their numeric order),
+    items 0..19, 10 interactions each, times increasing per user."""
+    rng = np.random.default_rng(seed)
+    return [(u, int(rng.integers(20)), 1000 + 60 * t + u) for u in range(1, 31) for t in range(10)]
+
+
+def write_inter(path: Path, rows: list[tuple], header: str = INTER_HEADER) -> Path:
+    """A RecBole atomic file of `rows`."""
+    path.write_text("\n".join([header, *("\t".join(map(str, r)) for r in rows)]) + "\n")
+    return path
+
+
+def next_item_experiment(folder: Path) -> Path:
+    """NEXT_ITEM_EXPERIMENT as a YAML in `folder`."""
+    path = folder / "experiment.yaml"
+    path.write_text(yaml.safe_dump(NEXT_ITEM_EXPERIMENT))
+    return path

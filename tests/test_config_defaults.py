@@ -22,8 +22,8 @@ def test_v2_recipe_states_every_training_default():
 
 
 def test_taobao_ad_preparation_states_every_preparation_default():
-    taobao = load_yaml(CONFIGS / "data" / "taobao_ad.yaml")  # all but UserBehavior's label horizon
-    assert set(taobao) == {f.name for f in dataclasses.fields(PrepConfig)} - {"label_horizon_hours"}
+    taobao = load_yaml(CONFIGS / "data" / "taobao_ad.yaml")  # all but UserBehavior's and the generic source's keys
+    assert set(taobao) == {f.name for f in dataclasses.fields(PrepConfig)} - {"label_horizon_hours", "schema"}
     assert from_dict(PrepConfig, taobao) == PrepConfig()
     assert PrepConfig().sample_days == list(TAOBAO_AD_IMPRESSION_DAYS)
     assert PrepConfig().history_days == list(TAOBAO_AD_BEHAVIOR_DAYS)

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from data_prep.__main__ import main
+from common.atomic import atomic_write_bytes, atomic_write_parquet
 from common.config import load_yaml
 from data_prep.config import default_config_path, load_prep_config
 from data_prep.prepare import MARKER, prepare_copy
@@ -269,3 +270,23 @@ def test_an_unwritable_output_folder_is_one_line(capsys, tmp_path):
     finally:
         locked.chmod(0o755)
     assert code == 1 and line.startswith(f"error: {target}")
+
+
+def test_a_file_given_as_the_raw_folder_names_what_was_expected(capsys, tmp_path):
+    """Before: "raw data directory not found" for a file that exists."""
+    raw = taobao_ad_raw(tmp_path / "raw")
+    code, line = run(capsys, raw / "raw_sample.csv", tmp_path / "out")
+    assert code == 1 and "raw_sample.csv: a file, but --raw-dir expects the folder" in line and f"pass {raw}" in line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("write", [lambda path: atomic_write_bytes(path, b"x"),
+                                   lambda path: atomic_write_parquet(pl.DataFrame({"a": [1]}), path)])
+def test_an_atomic_write_whose_rename_fails_leaves_no_temporary_file(tmp_path, write):
+    """Before: atomic_write_bytes left `.<name>.tmp-<pid>` beside its target when the rename failed."""
+    target = tmp_path / "summary.json"
+    (target / "inside").mkdir(parents=True)  # a folder in the way: the rename is refused
+    with pytest.raises(OSError):
+        write(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
+

@@ -17,6 +17,9 @@ from markdown_it import MarkdownIt
 from common.errors import MDAFError
 from data_prep.config import load_prep_config
 from data_prep.prepare import prepare
+from raw_builders import interactions, next_item_experiment, write_inter
+from training import grid_cli
+from training.ablation import load_ablation, write_summary
 from training.config import load_experiment
 from training.run import run_experiment
 from training.run_lock import locked_run_dir
@@ -198,3 +201,59 @@ def test_every_report_table_renders_as_a_table(relative_run):
             assert cells == width
         elif token.type == "table_close":
             width = None
+
+
+# ----- 10. grids and reports never relabel or mix data sets -----
+
+def tiny_grid(folder: Path, seeds: int = 1) -> Path:
+    """One next-item model on the tiny hand-made experiment."""
+    path = folder / "grid.yaml"
+    path.write_text(yaml.safe_dump({"base": str(next_item_experiment(folder)), "reference": "Mamba4Rec",
+                                    "seeds": list(range(seeds)),
+                                    "models": [{"label": "Mamba4Rec", "model": {"base": "configs/model/mamba4rec.yaml",
+                                                                                "hidden": 16, "d_state": 8}}]}))
+    return path
+
+
+def test_a_grid_refuses_to_relabel_finished_runs(capsys, tmp_path, monkeypatch):
+    """Before: the grid rerun with --protocol temporal (or another --data) exited 0 with every run
+    "finished already, skipped", and summary.md showed the new command above the leave-one-out
+    figures."""
+    monkeypatch.chdir(tmp_path)
+    a, b = (write_inter(tmp_path / f"{name}.inter", interactions(seed)) for seed, name in enumerate("ab"))
+    grid = tiny_grid(tmp_path)
+
+    def run(*args: str) -> tuple[int, str]:
+        code = grid_cli.main(["--config", str(grid), "--results-dir", "R", *args], "", "experiments/run_next_item.py",
+                             "unused", "unused")
+        return code, (capsys.readouterr().err.strip().splitlines() or [""])[-1]
+
+    assert run("--data", str(a))[0] == 0
+    summary = (tmp_path / "R" / "summary.md").read_bytes()
+    for args, named in ((["--data", str(a), "--protocol", "temporal"], "data.prep.protocol 'unset' -> 'temporal'"),
+                        (["--data", str(b)], "data a.inter #"),
+                        (["--summary-only", "--protocol", "temporal"], "--summary-only")):
+        code, line = run(*args)
+        assert code == 1 and line.startswith("error: ") and named in line, line
+        assert "another --results-dir" in line or "drop it" in line  # the way out
+    assert (tmp_path / "R" / "summary.md").read_bytes() == summary
+    assert run("--data", str(a))[0] == 0  # the same settings: skipped
+    assert run("--data", str(a), "--epochs", "1")[0] == 0  # 1 is the config's value: the same settings
+
+
+def test_reports_compare_runs_on_one_data_set_only(tmp_path, monkeypatch):
+    """Before: the comparison's data column showed only the source (next_item), so runs on
+    different files appeared as one comparable table; a grid's table did the same."""
+    monkeypatch.chdir(tmp_path)
+    path = next_item_experiment(tmp_path)
+    for seed, name in enumerate("ab"):
+        data = write_inter(tmp_path / f"{name}.inter", interactions(seed))
+        run_experiment(load_experiment(path, {"data": {"raw_dir": str(data)}, "train": {"seed": seed}}),
+                       f"mamba4rec/seed{seed}", tmp_path / "R")
+    report = (tmp_path / "R" / "mamba4rec" / "seed1" / "report.md").read_text()
+    comparison = report.split(". Comparison\n", 1)[1].split("\n## ", 1)[0]
+    assert "mamba4rec/seed0" not in comparison and "this data (b.inter #" in comparison
+    assert "Not compared: 1 finished run(s) of this task on other data (a.inter #" in comparison
+    with pytest.raises(MDAFError, match=r"different data .*a.inter #.*b.inter #.*its own --results-dir"):
+        write_summary(load_ablation(tiny_grid(tmp_path, seeds=2)), tmp_path / "R", "run_next_item.py")
+

@@ -54,9 +54,9 @@ def test_formats_read_the_same_interactions(tmp_path):
     expected = [("7", "100", 881250949), ("7", "101", 881250950)]
     for path, overrides in ((atomic, {}), (udata, {}), (dat, {}), (parquet, {}),
                             (csv, {"user_column": "uid", "item_column": "iid", "time_column": "ts"})):
-        frame = read_interactions(path, load_next_item_config(**overrides))
+        frame, _ = read_interactions(path, load_next_item_config(**overrides))
         assert list(frame.select("user", "item", "time").iter_rows()) == expected, path.name
-    assert read_interactions(atomic, cfg)["rating"].to_list() == [5.0, 3.0]
+    assert read_interactions(atomic, cfg)[0]["rating"].to_list() == [5.0, 3.0]
 
 
 def test_bad_inputs_are_named(tmp_path):
@@ -77,13 +77,14 @@ def test_bad_inputs_are_named(tmp_path):
 
 
 def test_kcore_is_iterated_and_duplicates_counted(tmp_path):
-    # u0..u2 hold a 3-core; u3 has 3 interactions but two with items seen only by it: dropping
-    # those items leaves u3 with 1, so u3 goes in the second round, and i9 (seen by u3 only) too
-    rows = [(f"u{u}", f"i{i}", 1.0, 10 * i + u) for u in range(3) for i in range(3)]
+    # u0..u2 hold a 3-core (4 items each, so leave-one-out has train targets); u3 has 3
+    # interactions but two with items seen only by it: dropping those items leaves u3 with 1, so
+    # u3 goes in the second round
+    rows = [(f"u{u}", f"i{i}", 1.0, 10 * i + u) for u in range(3) for i in range(4)]
     rows += [("u3", "i0", 1.0, 1), ("u3", "i8", 1.0, 2), ("u3", "i9", 1.0, 3), ("u0", "i0", 1.0, 0)]  # last: a duplicate
     out = tmp_path / "out"
     summary = prepare_next_item(write_inter(tmp_path / "k.inter", rows), out, load_next_item_config(k_core=3))
-    assert summary["users"] == 3 and summary["items"] == 3 and summary["interactions"] == 9
+    assert summary["users"] == 3 and summary["items"] == 4 and summary["interactions"] == 12
     assert summary["drops"]["duplicate (user, item, time)"] == 1
     assert summary["drops"]["outside the 3-core of users and items"] == 3
 

@@ -1,7 +1,9 @@
 """Ablations: several models over several seeds on one dataset and recipe, then a table.
 
 Every (model, seed) pair is an ordinary run in <results>/<model slug>/seed<k>/; a finished run is
-skipped and an interrupted one resumed, so the grid can be stopped and started at will. The seeds
+skipped and an interrupted one resumed, so the grid can be stopped and started at will. A run
+directory that holds a run of other settings (data, protocol, model, recipe, seed) stops the grid
+before anything trains: skipping it would put this command on that run's figures. The seeds
 pair the runs: seed k of every model sees the same data and sample order, so each model's
 difference to the reference (MDAF-Full) is tested with a paired t-test over seeds,
     t = mean(d) / (sd(d) / sqrt(n)),  d_k = M_model,k - M_ref,k,  n - 1 degrees of freedom,
@@ -18,16 +20,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 from scipy import stats
 
 from common.atomic import atomic_write_bytes
 from common.config import from_dict, load_yaml
 from common.errors import MDAFError
-from training.config import load_experiment, merge, repo_path, resolve_section
-from training.records import RunSummary, read_summary
-from training.run import run_experiment
+from data_prep.dataset import ProcessedDataset
+from training.config import RESUME_FREE_KEYS, ExperimentConfig, load_experiment, merge, repo_path, resolve_section
+from training.data import open_dataset
+from training.distributed import Dist
+from training.records import RunSummary, data_identity, read_summary
+from training.run import resolved_config, run_experiment
 
 log = logging.getLogger(__name__)
+
+# settings of a run that do not change its figures, or that name its data by a path (the data is
+# compared by its fingerprint instead)
+NOT_COMPARED = {*(f"train.{key}" for key in RESUME_FREE_KEYS), "data.dir", "data.raw_dir", "data.prepared_dir",
+                "data.prep_config"}
 
 
 @dataclass
@@ -66,21 +77,73 @@ def load_ablation(path: str | Path) -> AblationConfig:
 
 
 def run_grid(cfg: AblationConfig, results: Path, overrides: dict[str, Any], labels: list[str] | None = None) -> None:
-    """Train every (model, seed) not finished yet."""
+    """Train every (model, seed) not finished yet, once every run already started is known to
+    have this command's settings (check_started)."""
     chosen = [m for m in cfg.models if labels is None or m.label in labels]
     unknown = sorted(set(labels or []) - {m.label for m in cfg.models})
     if unknown:
         raise MDAFError(f"--models: unknown label(s) {unknown}; expected some of {[m.label for m in cfg.models]}")
+    runs = {}
     for seed in cfg.seeds:
         for entry in chosen:
-            run_dir = results / slug(entry.label) / f"seed{seed}"
-            if _finished(run_dir):
-                log.info("%s seed %d: finished already, skipped", entry.label, seed)
-                continue
             exp = load_experiment(cfg.base, merge({"data": cfg.data}, merge(overrides, {"train": {**entry.train, "seed": seed}})))
             exp.model, exp.label = resolve_section(entry.model, f"ablation model {entry.label!r}"), entry.label
-            log.info("%s seed %d: training into %s", entry.label, seed, run_dir)
-            run_experiment(exp, f"{slug(entry.label)}/seed{seed}", results, resume=run_dir.exists())
+            runs[f"{slug(entry.label)}/seed{seed}"] = exp
+    check_started(runs, results)
+    for name, exp in runs.items():
+        run_dir = results / name
+        if _finished(run_dir):
+            log.info("%s seed %d: finished already, skipped", exp.label, exp.train.seed)
+            continue
+        log.info("%s seed %d: training into %s", exp.label, exp.train.seed, run_dir)
+        run_experiment(exp, name, results, resume=run_dir.exists())
+
+
+def check_started(runs: dict[str, ExperimentConfig], results: Path) -> None:
+    """MDAFError naming the first run directory under `results` whose run (finished or not) has
+    other settings than `runs` (run name -> experiment) give it: another data set (its
+    fingerprint), protocol, model, recipe or seed."""
+    started = {name: exp for name, exp in runs.items() if (results / name / "config.yaml").is_file()}
+    if not started:
+        return
+    dataset = open_dataset(next(iter(started.values())).data, Dist())  # one data set for the whole grid
+    for name, exp in started.items():
+        run_dir = results / name
+        ours = json.loads(json.dumps(resolved_config(exp, name, dataset)))  # as config.yaml holds it
+        theirs = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+        changed = _changed(theirs, ours)
+        summary = _finished(run_dir)
+        if summary is not None and summary.data.fingerprint:
+            same, was = summary.data.fingerprint == dataset.meta_sha256, summary.data.identity
+        else:  # interrupted (its checkpoint's fingerprint is checked on resume), or recorded before fingerprints
+            was = (theirs.get("data") or {}).get("prepared_dir")
+            same, was = was == ours["data"]["prepared_dir"], f"prepared in {was}"
+        if not same:
+            changed.insert(0, f"data {was} -> {_identity(dataset)}")
+        if changed:
+            more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
+            raise MDAFError(f"{run_dir}: holds a run with other settings than this command ({'; '.join(changed[:4])}"
+                            f"{more}); skipping or resuming it would put this command on that run's figures: pass "
+                            f"another --results-dir for these settings, or remove {run_dir} to train it again")
+
+
+def _changed(theirs: dict[str, Any], ours: dict[str, Any]) -> list[str]:
+    """'key old -> new' for each setting (dotted key) that differs, but for NOT_COMPARED ones."""
+    a, b = (_flat({k: v for k, v in c.items() if k in ("data", "model", "train", "ranking")}) for c in (theirs, ours))
+    return [f"{key} {a.get(key, 'unset')!r} -> {b.get(key, 'unset')!r}" for key in sorted({*a, *b} - NOT_COMPARED)
+            if a.get(key, "unset") != b.get(key, "unset")]
+
+
+def _flat(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        out |= _flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value}
+    return out
+
+
+def _identity(dataset: ProcessedDataset) -> str:
+    return data_identity(dataset.prepared_from or dataset.root.name, dataset.meta_sha256,
+                         dataset.meta.get("protocol", ""), bool(dataset.meta.get("synthetic")))
 
 
 def _finished(run_dir: Path) -> RunSummary | None:
@@ -92,13 +155,22 @@ def _finished(run_dir: Path) -> RunSummary | None:
 
 
 def collect(cfg: AblationConfig, results: Path) -> dict[str, dict[int, RunSummary]]:
-    """label -> seed -> summary of every finished run of the grid."""
+    """label -> seed -> summary of every finished run of the grid; MDAFError when they trained on
+    different data (one table compares runs on one data set)."""
     found: dict[str, dict[int, RunSummary]] = {}
+    first: tuple[Path, RunSummary] | None = None
     for entry in cfg.models:
         for seed in cfg.seeds:
-            summary = _finished(results / slug(entry.label) / f"seed{seed}")
-            if summary is not None:
-                found.setdefault(entry.label, {})[seed] = summary
+            run_dir = results / slug(entry.label) / f"seed{seed}"
+            summary = _finished(run_dir)
+            if summary is None:
+                continue
+            first = first or (run_dir, summary)
+            if not summary.data.same_data(first[1].data):
+                raise MDAFError(f"{results}: its finished runs trained on different data ({first[0]}: "
+                                f"{first[1].data.identity}; {run_dir}: {summary.data.identity}); one table compares "
+                                "runs on one data set: give each data set its own --results-dir")
+            found.setdefault(entry.label, {})[seed] = summary
     return found
 
 
@@ -177,13 +249,13 @@ def summary_markdown(cfg: AblationConfig, rows: list[dict[str, Any]], found: dic
         "Next-item results (generated by experiments/run_next_item.py"
     out = [f"# {title}; do not edit by hand)", "", f"Command: `{command}`", ""]
     if ctr:
-        out += [f"Data: {data.source} at `{data.dir}`: {data.rows['train']:,} train, {data.rows['val']:,} "
-                f"validation and {data.rows['test']:,} test impressions (split by day), click rate "
-                f"{data.ctr['test']:.4f} on test; history windows of L = {data.seq_len}.", ""]
+        out += [f"Data: {data.identity}, {data.source}, prepared in `{data.dir}`: {data.rows['train']:,} train, "
+                f"{data.rows['val']:,} validation and {data.rows['test']:,} test impressions (split by day), "
+                f"click rate {data.ctr['test']:.4f} on test; history windows of L = {data.seq_len}.", ""]
     else:
-        out += [f"Data: {data.source} at `{data.dir}`: {data.rows['train']:,} training, {data.rows['val']:,} "
-                f"validation and {data.rows['test']:,} test targets, each ranked against the whole catalogue; "
-                f"history windows of L = {data.seq_len}.", ""]
+        out += [f"Data: {data.identity}, {data.source}, prepared in `{data.dir}`: {data.rows['train']:,} training, "
+                f"{data.rows['val']:,} validation and {data.rows['test']:,} test targets, each ranked against the "
+                f"whole catalogue; history windows of L = {data.seq_len}.", ""]
     if data.oracle:
         o = data.oracle["test"]
         truth = "click probabilities" if ctr else "next-item probabilities"

@@ -77,6 +77,7 @@ class TrainConfig:
             "aux_loss": (self.aux_loss in AUX_LOSS_CHOICES, f"one of {list(AUX_LOSS_CHOICES)}"),
             "grad_clip": (self.grad_clip > 0, "> 0"), "patience": (self.patience >= 1, ">= 1"),
             "min_delta": (self.min_delta >= 0, ">= 0"), "device": (self.device in DEVICES, f"one of {list(DEVICES)}"),
+            "seed": (0 <= self.seed <= 2**32 - 1, "in [0, 2**32 - 1] (NumPy's seed range)"),
             "threads": (self.threads >= 0, ">= 0 (0: torch's default)"), "log_every": (self.log_every >= 1, ">= 1"),
             "checkpoint_every": (self.checkpoint_every >= 0, ">= 0 (0: at epoch ends only)"),
             "eval_every": (self.eval_every >= 0 and (self.eval_every < 1 or float(self.eval_every).is_integer()),

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import torch
 import yaml
+from torch import nn
 
 from common.atomic import atomic_write_parquet
 from common.errors import MDAFError
@@ -42,8 +44,26 @@ def scoring_dataset(run_dir: Path, cfg: dict, trained_on: ProcessedDataset, raw_
     <run_dir>/scored_data/<source>-<hash of the inputs>/ (reused while the files are unchanged)."""
     if raw_dir is None:
         return trained_on
-    prep = load_prep_config(cfg["data"]["source"], data_config)
+    source = cfg["data"]["source"]  # a generic run's files are read with its schema unless data_config says
+    schema = {"schema": trained_on.meta["config"]["schema"]} if source == "generic" and data_config is None else {}
+    prep = load_prep_config(source, data_config, **schema)
     return ProcessedDataset(prepare_copy(raw_dir, run_dir / "scored_data", prep, vocab_from=trained_on.root))
+
+
+def trained_model(run_dir: Path, cfg: dict, checkpoint: str, trained_on: ProcessedDataset,
+                  device: torch.device) -> nn.Module:
+    """The run's model with the weights of `checkpoint` ("best", "last" or a path) on `device`,
+    refused unless the checkpoint was written for `trained_on` as it is now (its vocabularies index
+    the model). The one way a finished run's model is loaded (predict.py, serving/scorer.py)."""
+    ckpt = Path(checkpoint) if checkpoint not in ("best", "last") else run_dir / "checkpoints" / f"{checkpoint}.pt"
+    state = load_checkpoint(ckpt)
+    check_same_data(state, trained_on.fingerprint(), ckpt, trained_on.root)
+    model = build_model(cfg["model"], with_min_count(trained_on.meta, cfg["data"].get("min_count") or {})).to(device)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise MDAFError(f"{ckpt}: its weights do not fit the model of {run_dir / 'config.yaml'} ({exc})") from None
+    return model
 
 
 def run_calibration(run_dir: Path, checkpoint: str) -> Calibration:
@@ -68,18 +88,11 @@ def predict(run_dir: str | Path, splits: list[str], checkpoint: str = "best", ra
     for split in splits:
         if split not in SPLITS:
             raise MDAFError(f"--split: expected some of {list(SPLITS)}, got {split!r}")
-    ckpt = Path(checkpoint) if checkpoint not in ("best", "last") else run_dir / "checkpoints" / f"{checkpoint}.pt"
-    state = load_checkpoint(ckpt)
     trained_on = ProcessedDataset(cfg["data"]["prepared_dir"])
-    check_same_data(state, trained_on.fingerprint(), ckpt, trained_on.root)  # its vocabularies index the model
+    dev = resolve_device(device)
+    model = trained_model(run_dir, cfg, checkpoint, trained_on, dev)
     dataset = scoring_dataset(run_dir, cfg, trained_on, Path(raw_dir) if raw_dir else None,
                               Path(data_config) if data_config else None)
-    dev = resolve_device(device)
-    model = build_model(cfg["model"], with_min_count(dataset.meta, cfg["data"].get("min_count") or {})).to(dev)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        raise MDAFError(f"{ckpt}: its weights do not fit the model of {run_dir / 'config.yaml'} ({exc})") from None
     calibration = run_calibration(run_dir, checkpoint)
     train = cfg["train"]
     frames = []

@@ -20,15 +20,25 @@ from data_prep.vocab import OOV
 CUTOFFS = (5, 10, 20)
 
 
-def target_ranks(scores: torch.Tensor, target: torch.Tensor, history: torch.Tensor | None = None) -> torch.Tensor:
-    """(B,) int64 ranks of `target` (B,) under `scores` (B, V); `history` (B, L) item indices to
-    take out of the ranking (0 = pad), or None."""
+def ranked_scores(scores: torch.Tensor, history: torch.Tensor | None = None,
+                  keep: torch.Tensor | None = None) -> torch.Tensor:
+    """`scores` (B, V) as float32 with every item that is never ranked at -inf: padding and unknown,
+    and the items of `history` (B, L) (0 = pad) when given, but for `keep` (B,) (the target). The
+    masking rules of evaluation, and of the scoring service's recommendations (serving/scorer.py)."""
     scores = scores.float().clone()
     scores[:, : OOV + 1] = float("-inf")
     if history is not None:
         hidden = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, history, True)
-        hidden.scatter_(1, target[:, None], False)
+        if keep is not None:
+            hidden.scatter_(1, keep[:, None], False)
         scores = scores.masked_fill(hidden, float("-inf"))
+    return scores
+
+
+def target_ranks(scores: torch.Tensor, target: torch.Tensor, history: torch.Tensor | None = None) -> torch.Tensor:
+    """(B,) int64 ranks of `target` (B,) under `scores` (B, V); `history` (B, L) item indices to
+    take out of the ranking (0 = pad), or None."""
+    scores = ranked_scores(scores, history, keep=target)
     own = scores.gather(1, target[:, None])  # (B, 1)
     return (scores >= own).sum(dim=1)  # the target itself counts once: 1 + the items at or above it
 

@@ -89,7 +89,10 @@ class ModelSummary:
 class DataSummary:
     """The dataset a run trained on: rows and click rate (`ctr`, CTR only) per split; `oracle`, on
     synthetic data only: the val and test metrics of the true probabilities (CTR: AUC and
-    logloss; next-item: HR, NDCG and MRR)."""
+    logloss; next-item: HR, NDCG and MRR). `input`: what it was prepared from (the interactions
+    file, or the raw folder); `fingerprint`: the SHA-256 of its meta.json, equal only for the same
+    data (ProcessedDataset.fingerprint); `protocol`: the next-item split ("" for CTR). The last
+    three are empty in runs recorded before they were."""
 
     dir: str
     source: str
@@ -98,6 +101,28 @@ class DataSummary:
     ctr: dict[str, float]
     oracle: dict[str, dict[str, float]] | None
     seq_len: int
+    input: str = ""
+    fingerprint: str = ""
+    protocol: str = ""
+
+    @property
+    def identity(self) -> str:
+        return data_identity(self.input or self.dir, self.fingerprint, self.protocol, self.synthetic)
+
+    def same_data(self, other: DataSummary) -> bool:
+        """Whether both runs trained on the same data: equal fingerprints (for runs recorded
+        without one, the same prepared folder)."""
+        if self.fingerprint or other.fingerprint:
+            return self.fingerprint == other.fingerprint
+        return self.dir == other.dir
+
+
+def data_identity(prepared_from: str, fingerprint: str, protocol: str, synthetic: bool) -> str:
+    """How tables name a data set: the name of what it was prepared from, the first 8 digits of its
+    fingerprint, its protocol (next-item), and whether it is synthetic."""
+    mark = f"#{fingerprint[:8]}" if fingerprint else "(no fingerprint recorded)"
+    return " ".join([Path(prepared_from).name, mark, *([protocol] if protocol else []),
+                     *(["(synthetic)"] if synthetic else [])])
 
 
 @dataclass

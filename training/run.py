@@ -54,8 +54,10 @@ def argument_parser(description: str, default_config: str) -> argparse.ArgumentP
     data.add_argument("--data-dir", help="an already prepared dataset (python -m data_prep)")
     data.add_argument("--data", help="next-item: an interactions file (RecBole .inter, MovieLens u.data or ratings.dat, "
                                      "CSV or Parquet of user, item, time, UserBehavior.csv), prepared first")
-    parser.add_argument("--source", choices=("taobao_ad", "userbehavior", "next_item"),
+    parser.add_argument("--source", choices=("taobao_ad", "userbehavior", "generic", "next_item"),
                         help="which raw data set (default: the config's)")
+    parser.add_argument("--schema", help="--source generic: the YAML schema of the --raw-dir files "
+                                         "(docs/generic_source.md; default configs/data/generic.yaml)")
     parser.add_argument("--protocol", choices=("loo", "temporal"),
                         help="next-item split: leave-one-out or global time cut-offs (default: the config's)")
     parser.add_argument("--device", choices=DEVICES, help="default: the config's (auto: cuda, then mps, then cpu)")
@@ -73,6 +75,9 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
             if v is not None}
     if args.protocol is not None:
         data["prep"] = {"protocol": args.protocol}
+    if args.schema is not None:  # absolute when found here, so the run's config names it from anywhere
+        schema = Path(args.schema).resolve() if Path(args.schema).is_file() else args.schema
+        data["prep"] = {**data.get("prep", {}), "schema": str(schema)}
     train = {k: v for k, v in (("device", args.device), ("epochs", args.epochs), ("seed", args.seed))
              if v is not None}
     return {"data": data, "train": train}
@@ -97,7 +102,8 @@ def data_summary(dataset: ProcessedDataset, task: Task, seq_len: int) -> DataSum
            if task.name == "ctr" else {})
     return DataSummary(dir=str(dataset.root), source=dataset.meta.get("source"),
                        synthetic=bool(dataset.meta.get("synthetic")), rows={k: len(t) for k, t in splits.items()},
-                       ctr=ctr, oracle=task.oracle(), seq_len=seq_len)
+                       ctr=ctr, oracle=task.oracle(), seq_len=seq_len, input=dataset.prepared_from,
+                       fingerprint=dataset.meta_sha256, protocol=dataset.meta.get("protocol", ""))
 
 
 def run_experiment(cfg: ExperimentConfig, run_name: str | None = None, results_dir: str | Path = "results",
@@ -184,6 +190,8 @@ def _finish(run_dir: Path, summary: RunSummary, outcome: TestOutcome, task: Task
     if outcome.calibration is not None:
         atomic_write_bytes(run_dir / CALIBRATION_FILE, json.dumps(outcome.calibration, indent=2).encode())
     atomic_write_parquet(outcome.predictions, run_dir / "test_predictions.parquet")
+    for name, table in outcome.tables.items():
+        atomic_write_parquet(table, run_dir / name)
     atomic_write_bytes(run_dir / "summary.json", json.dumps(as_json(summary), indent=2).encode())
     write_report(run_dir, results_dir)
     log.info("wrote %s (report.md, report.txt, plots)", run_dir)

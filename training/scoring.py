@@ -46,8 +46,9 @@ def score_split(model: nn.Module, dataset: ProcessedDataset, split: str, seq_len
             out = model({k: v.to(device, non_blocking=True) for k, v in batch.items()})
             part = {"user_id": batch["user_id"].numpy(), "label": batch["label"].numpy().astype(np.int8),
                     "logit": out.logit.float().cpu().numpy()}
-            if timeline is not None:
-                part["history_length"] = batch[batch_key(timeline, "length")].numpy()
+            # a dataset without timelines (the generic source's Criteo layout) has only empty histories
+            part["history_length"] = (batch[batch_key(timeline, "length")].numpy() if timeline is not None
+                                      else np.zeros(len(part["label"]), np.int64))
             if "oracle_p" in batch:
                 part["oracle_p"] = batch["oracle_p"].numpy()
             if diagnostics is not None:

@@ -7,7 +7,8 @@ of training/regularization.py when set), a stop if the loss or gradient norm is 
 rank, backward, gradient clipping, AdamW step, learning-rate step. Per evaluation (each epoch end,
 and every `eval_every` steps): the task's metrics of the training predictions since the previous
 evaluation, its validation metrics, early stopping, best.pt on a new best, last.pt. At the end
-the best weights are loaded back.
+the best weights are loaded back. A model fitted in one pass (models/fitted.py: boosted trees,
+counting baselines) takes no gradient step: its one "epoch" is its fit, then the same evaluation.
 
 Resuming: last.pt holds the position inside the epoch, the partial train predictions and every
 rank's RNG states, and batches are a function of (seed, epoch), so a resumed CPU run repeats the
@@ -41,6 +42,7 @@ from training.optim import adamw
 from training.records import EvalRecord, StepRecord, as_json
 from training.regularization import EmbeddingL2
 from training.schedule import warmup_cosine
+from models.fitted import FittedModel
 from training.tasks.base import Task
 
 log = logging.getLogger(__name__)
@@ -80,10 +82,12 @@ class Trainer:
         self.train_loader = BatchLoader(dataset, "train", cfg.seq_len, cfg.batch_size // ctx.world_size,
                                         shuffle=True, seed=cfg.seed, rank=ctx.rank, world_size=ctx.world_size,
                                         rows=task.train_rows())
-        self.optimizer = adamw(self.model, cfg.lr, cfg.weight_decay, cfg.betas, cfg.embedding_lr_scale)
+        self.fitted = isinstance(model, FittedModel)
+        self.optimizer = None if self.fitted else adamw(self.model, cfg.lr, cfg.weight_decay, cfg.betas,
+                                                        cfg.embedding_lr_scale)
         self.embedding_l2 = EmbeddingL2(self.model, cfg.embedding_l2) if cfg.embedding_l2 else None
-        self.scheduler = warmup_cosine(self.optimizer, len(self.train_loader), cfg.epochs, cfg.warmup_epochs,
-                                       cfg.warmup_start, cfg.final_lr_ratio)
+        self.scheduler = None if self.fitted else warmup_cosine(
+            self.optimizer, len(self.train_loader), cfg.epochs, cfg.warmup_epochs, cfg.warmup_start, cfg.final_lr_ratio)
         self.stopper = EarlyStopping(cfg.patience, cfg.min_delta)
         # steps between evaluations inside an epoch (0: none); a fraction of an epoch below 1
         self.eval_steps = (0 if not cfg.eval_every else int(cfg.eval_every) if cfg.eval_every >= 1
@@ -94,7 +98,7 @@ class Trainer:
             log.warning("bf16 autocast is for CUDA only; training in float32 on %s", device)
         task.setup(self.model, self._to_device(self.train_loader.batch(np.arange(min(2, len(self.train_loader.table))))))
         self.net = self.model
-        if ctx.enabled:
+        if ctx.enabled and not self.fitted:
             view, unused = task.ddp_view(self.model)
             self.net = DistributedDataParallel(view, device_ids=[device] if device.type == "cuda" else None,
                                                find_unused_parameters=unused)
@@ -118,8 +122,8 @@ class Trainer:
     def _state(self) -> dict:
         rngs = distributed.gather_objects(rng_state())
         return {
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "early_stopping": self.stopper.state_dict(),
+            "model": self.model.state_dict(), "optimizer": self.optimizer and self.optimizer.state_dict(),
+            "scheduler": self.scheduler and self.scheduler.state_dict(), "early_stopping": self.stopper.state_dict(),
             "epoch": self.epoch, "position": self.position, "step": self.step, "partial": self.partial,
             "history": self.history, "done": self.done, "stop_reason": self.stop_reason, "totals": self.totals,
             "config": self.config, "world_size": self.ctx.world_size, "rngs": rngs, "dataset": self.fingerprint,
@@ -134,8 +138,9 @@ class Trainer:
     def restore(self, state: dict) -> None:
         """Continue from checkpoint `state` (its compatibility checked by training/checkpoint.py)."""
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        if not self.fitted:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
         self.stopper.load_state_dict(state["early_stopping"])
         for key in ("epoch", "position", "step", "partial", "history", "done", "stop_reason", "totals"):
             setattr(self, key, state[key])
@@ -150,7 +155,7 @@ class Trainer:
         if resume_from is not None:
             self.restore(resume_from)
         while not self.done:
-            self._train_epoch()
+            self._fit_once() if self.fitted else self._train_epoch()
         best = load_checkpoint(self.ckpt_dir / "best.pt")
         self.model.load_state_dict(best["model"])
         log.info("training stopped: %s; best evaluation: epoch %d, step %d (val %s %.4f) restored",
@@ -218,6 +223,32 @@ class Trainer:
                 self._save_last()
         bar.close()
 
+    def _fit_once(self) -> None:
+        """A fitted model's one pass: `fit` on the whole training split (every rank alike), the
+        training predictions scored for the train metrics, then the evaluation of any epoch."""
+        cfg, rows = self.cfg, self.task.train_rows()
+        train = BatchLoader(self.dataset, "train", cfg.seq_len, cfg.eval_batch_size, rows=rows)
+        val = BatchLoader(self.dataset, "val", cfg.seq_len, cfg.eval_batch_size)
+        began = time.perf_counter()
+        fitted = self.model.fit(train, val)
+        log.info("fitted %s: %s", type(self.model).__name__, fitted)
+        self.model.to(self.device).eval()
+        part = self.partial = {"kept": [], "loss_sum": 0.0, "count": 0, "seconds": 0.0}
+        mine = BatchLoader(self.dataset, "train", cfg.seq_len, cfg.eval_batch_size, rank=self.ctx.rank,
+                           world_size=self.ctx.world_size, rows=rows)
+        with torch.no_grad():
+            for batch in mine:
+                batch = self._to_device(batch)
+                out = self.model(batch)
+                n = int(batch["label"].shape[0])
+                part["kept"].append(self.task.keep(out, batch))
+                part["loss_sum"] += float(self.task.loss(out, batch)) * n
+                part["count"] += n
+        part["seconds"] = time.perf_counter() - began
+        self.position = len(self.train_loader)
+        self.done, self.stop_reason = True, f"fitted in one pass ({fitted})"
+        self._evaluate(end_of_epoch=True)
+
     def _diverged(self, what: str) -> None:
         last = self.ckpt_dir / "last.pt"
         kept = f"the last good checkpoint is {last}" if last.is_file() else "no checkpoint was written yet"
@@ -246,7 +277,7 @@ class Trainer:
                        if "diagnostics" in val else {})
         record = EvalRecord(
             epoch=self.epoch, step=self.step, progress=self.epoch - 1 + self.position / len(self.train_loader),
-            lr=self.scheduler.get_last_lr()[0], train_loss=train_loss, train=train_m, val=val_m,
+            lr=self.scheduler.get_last_lr()[0] if self.scheduler else 0.0, train_loss=train_loss, train=train_m, val=val_m,
             gap=train_m.get(monitor, math.nan) - val_m[monitor], status=self.stopper.status(), seconds=seconds,
             samples_per_s=rate, diagnostics=diagnostics)
         self.history.append(record)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from common.config import load_config
 from common.errors import MDAFError
+from data_prep.userbehavior import BTAGS
 
 FORMATS = ("auto", "atomic", "movielens_100k", "movielens_1m", "csv", "parquet", "userbehavior")
 PROTOCOLS = ("loo", "temporal")
@@ -48,6 +49,9 @@ class NextItemConfig:
                                     ("repeats", self.repeats, REPEATS)):
             if value not in allowed:
                 raise MDAFError(f"next-item config: key {key!r} is {value!r}; expected one of {list(allowed)}")
+        unknown = [b for b in self.behaviors if b not in BTAGS]
+        if unknown:
+            raise MDAFError(f"next-item config: key 'behaviors' holds {unknown}; UserBehavior's types are {BTAGS}")
         if self.k_core < 2:
             raise MDAFError(f"next-item config: key 'k_core' must be >= 2 (a history and a target), got {self.k_core}")
         q = self.temporal_quantiles

@@ -2,13 +2,15 @@
 
 The dataset has the CTR side's shape (docs/data_format.md), so the same loader, trainer and
 reports read it:
-- timelines/history/: every interaction, grouped by user, in time order; ties in time keep the
-  file's order (a stable sort on (user, time, line)), which MovieLens, with many equal
+- timelines/history/: every interaction, grouped by user, in time order on the exact times (a
+  fraction of a second counts; times are stored in whole seconds, after the sort); ties in time
+  keep the file's order (a stable sort on (user, time, line)), which MovieLens, with many equal
   timestamps, needs to be reproducible;
 - samples/{train,val,test}: one row per target, its `item` the target's index and
   [history_start, history_end) the rows of the same user before it in that order;
 - vocab/item.parquet: raw item id -> index (0 padding, 1 out of vocabulary, 2.. by decreasing
-  count), over every item that survives the filtering: all of them are ranked at evaluation.
+  count), over every item that survives the filtering: all of them are ranked at evaluation;
+- vocab/user.parquet: raw user id -> the index `user_id` holds (0.., in sorted order of the ids).
 
 Filtering: exact duplicates (user, item, time) are dropped and counted; with `repeats:
 drop_consecutive` an item repeated right after itself is kept once; then users and items with
@@ -30,11 +32,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from common.atomic import atomic_dir
+from common.atomic import atomic_dir, build_lock, remove_stale
 from common.errors import MDAFError
 from data_prep.dataset import SCHEMA_VERSION
 from data_prep.next_item.config import NextItemConfig
-from data_prep.next_item.readers import read_interactions
+from data_prep.next_item.readers import read_interactions, require_interactions_file
 from data_prep.prepare import MARKER, file_stats
 from data_prep.samples import SPLITS
 from data_prep.vocab import ValueCounts, vocab_meta
@@ -43,25 +45,28 @@ log = logging.getLogger(__name__)
 
 TIMELINE = "history"
 ORACLE_SUFFIX = ".oracle.parquet"  # beside a synthetic file: each event's rank under the true distribution
+PREPARATION = 2  # in the copy's key: bump when the same file and config prepare differently
+                 # (2: exact time order, ids stripped, vocab/user.parquet)
 
 
 def prepare_copy(path: str | Path, root: str | Path, cfg: NextItemConfig) -> Path:
     """The interactions of `path` prepared under `root`/next_item-<file stem>-<hash of the inputs>;
     returns that directory. The inputs are the file's resolved path, size and modification time
     and the resolved `cfg` (and, on synthetic data, the oracle file's): unchanged inputs reuse the
-    copy, changed ones prepare a new one beside it."""
+    copy, changed ones prepare a new one beside it. Runs preparing the same copy at once take
+    turns (the second waits, then reuses it); what a run killed mid-build left is removed."""
     path = Path(path)
-    if not path.is_file():
-        raise MDAFError(f"{path}: interactions file not found; expected a RecBole .inter, MovieLens u.data or "
-                        "ratings.dat, a CSV or Parquet of (user, item, time), or UserBehavior.csv")
-    inputs = {"schema_version": SCHEMA_VERSION, "input": str(path.resolve()), "config": dataclasses.asdict(cfg),
-              "files": file_stats(path.parent, [path.name, oracle_path(path).name])}
+    require_interactions_file(path)
+    inputs = {"schema_version": SCHEMA_VERSION, "preparation": PREPARATION, "input": str(path.resolve()),
+              "config": dataclasses.asdict(cfg), "files": file_stats(path.parent, [path.name, oracle_path(path).name])}
     digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:8]
     out = Path(root) / f"next_item-{path.name.split('.')[0]}-{digest}"
-    if (out / MARKER).is_file():
-        log.info("reusing %s (prepared from %s; unchanged since)", out, path)
-        return out
-    prepare_next_item(path, out, cfg, {"inputs": inputs})
+    remove_stale(root)
+    with build_lock(out):
+        if (out / MARKER).is_file():
+            log.info("reusing %s (prepared from %s; unchanged since)", out, path)
+            return out
+        prepare_next_item(path, out, cfg, {"inputs": inputs})
     return out
 
 
@@ -75,27 +80,32 @@ def prepare_next_item(path: str | Path, out_dir: str | Path, cfg: NextItemConfig
     `inputs` (what the dataset is built from) is recorded in meta.json."""
     path, out_dir = Path(path), Path(out_dir)
     began = time.perf_counter()
-    frame, drops = filtered(read_interactions(path, cfg), cfg)
+    frame, dropped = read_interactions(path, cfg)
+    frame, drops = filtered(frame, cfg)
+    drops = dropped | drops
     oracle = oracle_path(path)
     if oracle.is_file():
-        frame = frame.join(pl.read_parquet(oracle).with_columns(pl.col("user").cast(pl.String)),
+        frame = frame.join(pl.read_parquet(oracle).with_columns(pl.col("user").cast(pl.String),
+                                                                pl.col("time").cast(pl.Float64)),
                            on=["user", "time"], how="left")
     counts = ValueCounts()
     counts.add("item", frame["item"])
     item_vocab = counts.vocab("item", 1)
-    users = frame["user"].unique(maintain_order=True)
+    users = frame["user"].unique().sort()
     frame = frame.join(item_vocab.table.select(item=pl.col("raw"), item_idx=pl.col("index")), on="item") \
         .with_columns(user_idx=pl.col("user").replace_strict(users, pl.int_range(len(users), eager=True),
                                                              return_dtype=pl.Int64)) \
         .sort("user_idx", "time", "row")
     samples = split_targets(frame, cfg)
+    check_targets(samples, frame, cfg, path)
     with atomic_dir(out_dir) as tmp:
         item_vocab.save(tmp / "vocab")
+        pl.DataFrame({"raw": users, "index": np.arange(len(users))}).write_parquet(tmp / "vocab" / "user.parquet")
         folder = tmp / "timelines" / TIMELINE
         folder.mkdir(parents=True)
-        for name, column, dtype in (("user_id", "user_idx", np.int64), ("time", "time", np.int64),
-                                    ("item", "item_idx", np.int32)):
-            np.save(folder / f"{name}.npy", frame[column].to_numpy().astype(dtype))
+        for name, values, dtype in (("user_id", frame["user_idx"], np.int64), ("time", frame["time"].round(), np.int64),
+                                    ("item", frame["item_idx"], np.int32)):
+            np.save(folder / f"{name}.npy", values.to_numpy().astype(dtype))
         (tmp / "samples").mkdir()
         rows = {}
         for split in SPLITS:
@@ -152,18 +162,40 @@ def split_targets(frame: pl.DataFrame, cfg: NextItemConfig) -> pl.DataFrame:
                  .when(pl.col("position") == pl.col("n") - 2).then(pl.lit("val"))
                  .when(pl.col("position") >= 1).then(pl.lit("train")))
     else:
-        t1, t2 = (int(frame["time"].quantile(q, "lower")) for q in cfg.temporal_quantiles)
+        t1, t2 = temporal_cutoffs(frame, cfg)
         split = (pl.when(pl.col("position") == 0).then(None)
                  .when(pl.col("time") < t1).then(pl.lit("train"))
                  .when(pl.col("time") < t2).then(pl.lit("val"))
                  .otherwise(pl.lit("test")))
     targets = frame.with_columns(split=split).filter(pl.col("split").is_not_null())
-    columns = [pl.col("split"), pl.lit(1, dtype=pl.Int8).alias("label"), pl.col("time"),
+    columns = [pl.col("split"), pl.lit(1, dtype=pl.Int8).alias("label"), pl.col("time").round().cast(pl.Int64),
                pl.col("user_idx").alias("user_id"), pl.col("item_idx").alias("item"),
                pl.col("first").cast(pl.Int64).alias("history_start"), pl.col("_row").cast(pl.Int64).alias("history_end")]
     if "oracle_rank" in targets.columns:
         columns.append(pl.col("oracle_rank").cast(pl.Int32))
     return targets.select(columns)
+
+
+def temporal_cutoffs(frame: pl.DataFrame, cfg: NextItemConfig) -> tuple[float, float]:
+    """The temporal protocol's cut-offs: the `temporal_quantiles` of all interaction times."""
+    t1, t2 = (float(frame["time"].quantile(q, "lower")) for q in cfg.temporal_quantiles)
+    return t1, t2
+
+
+def check_targets(samples: pl.DataFrame, frame: pl.DataFrame, cfg: NextItemConfig, path: Path) -> None:
+    """MDAFError naming the protocol's requirement when it leaves no train or no validation target."""
+    empty = [split for split in ("train", "val") if samples.filter(pl.col("split") == split).height == 0]
+    if not empty:
+        return
+    if cfg.protocol == "loo":
+        why = ("leave-one-out trains on users with at least 4 interactions (the first has no history, the last "
+               "two validate and test): raise data.prep.k_core to 4 or more")
+    else:
+        t1, t2 = temporal_cutoffs(frame, cfg)
+        why = (f"its interaction times take {frame['time'].n_unique()} distinct value(s), and the cut-offs at their "
+               f"{cfg.temporal_quantiles} quantiles ({t1:.10g}, {t2:.10g}) leave none before them: use --protocol "
+               "loo, or data.prep.temporal_quantiles that fall between distinct times")
+    raise MDAFError(f"{path}: protocol {cfg.protocol!r} leaves no {' and no '.join(empty)} targets; {why}")
 
 
 def sequence_lengths(frame: pl.DataFrame) -> dict[str, float]:

@@ -34,17 +34,26 @@ class HistoryTokens(nn.Module):
         embedding: the shared FeatureEmbedding; it must hold a table for every space of the timeline.
         meta: the dataset's meta.json.
         timeline: which timeline to read (`behavior`, `click`, ...).
+        fields: the timeline's fields to embed (None: all of them).
+        query: whether the query is read (target attention needs a field shared with the candidate).
     """
 
-    def __init__(self, embedding: FeatureEmbedding, meta: dict, timeline: str):
+    def __init__(self, embedding: FeatureEmbedding, meta: dict, timeline: str, fields: list[str] | None = None,
+                 query: bool = True):
         super().__init__()
         self.embedding = embedding
         self.timeline = timeline
         self.fields = history_spaces(meta, timeline)
+        if fields is not None:
+            unknown = [f for f in fields if f not in self.fields]
+            if unknown or not fields:
+                raise MDAFError(f"model config: key 'token_fields' is {fields!r}; expected some of timeline "
+                                f"{timeline!r}'s fields {sorted(self.fields)}")
+            self.fields = {f: self.fields[f] for f in fields}
         targets = dict(meta.get("target_fields", {}))
         by_space = {space: field for field, space in targets.items()}
         self.candidate = {f: by_space.get(s) for f, s in self.fields.items()}  # history field -> static field
-        if not any(self.candidate.values()):
+        if query and not any(self.candidate.values()):
             raise MDAFError(
                 f"model config: timeline {timeline!r} shares no vocabulary space with the candidate "
                 f"(meta.json target_fields {targets}); target attention needs at least one"

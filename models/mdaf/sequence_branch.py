@@ -55,6 +55,8 @@ class SequenceConfig:
     n_heads, causal: the transformer (n_heads also the hybrid's).  gate: the hybrid's, sequence | position.
     target_attention: pool the encoder's outputs against the candidate.  time_embedding: add a time-gap bucket embedding to the tokens.
     match_features: add W_m m_t to each token, m_t the behaviour's match indicators with the candidate.
+    token_fields: the timeline fields embedded into the tokens (None: all); [btag] with match_features gives
+    id-free tokens (what matched, how, and with time_embedding when), which cannot memorise ids.
     """
 
     encoder: str = "mamba"
@@ -74,6 +76,7 @@ class SequenceConfig:
     target_attention: bool = True
     time_embedding: bool = False
     match_features: bool = False
+    token_fields: list[str] | None = None
 
 
 def build_encoder(cfg: SequenceConfig) -> nn.Module:
@@ -100,9 +103,10 @@ class SequenceBranch(nn.Module):
 
     def __init__(self, cfg: SequenceConfig, meta: dict):
         super().__init__()
-        spaces = list(history_spaces(meta, cfg.timeline).values())
+        spaces = history_spaces(meta, cfg.timeline)
+        spaces = [spaces[f] for f in cfg.token_fields or spaces if f in spaces]
         embedding = FeatureEmbedding(meta["vocab_sizes"], spaces, cfg.embedding.dim, cfg.embedding.dims)
-        self.tokens = HistoryTokens(embedding, meta, cfg.timeline)
+        self.tokens = HistoryTokens(embedding, meta, cfg.timeline, cfg.token_fields, query=cfg.target_attention)
         self.project = nn.Linear(self.tokens.width, cfg.hidden, bias=False)
         self.drop = nn.Dropout(cfg.dropout)
         self.norm = nn.LayerNorm(cfg.hidden)

@@ -25,6 +25,7 @@ class GRU4RecConfig:
     hidden: int = 128
     n_layers: int = 1
     dropout: float = 0.3
+    head: str = "dot"  # dot | repeat_explore (models/next_item/base.py)
 
 
 class GRU4Rec(NextItemModel):
@@ -35,6 +36,7 @@ class GRU4Rec(NextItemModel):
         self.drop = nn.Dropout(cfg.dropout)
         self.gru = MaskedGRU(cfg.hidden, cfg.n_layers, input_size=cfg.embedding)
         self.dense = nn.Linear(cfg.hidden, cfg.embedding)
+        self.use_head(cfg.head, cfg.embedding)
 
     def encode(self, items: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.dense(self.gru(self.drop(self.embedding("item", items)), mask))

@@ -13,6 +13,21 @@ residual around the mixer is absent. One departure, a fix: the code re-initialis
 layer after building the model, which resets Mamba's dt projection (initial dt about 0.69
 instead of log-uniform in [0.001, 0.1]); here the mixer keeps mamba-ssm's initialisation.
 The mixer is the one MDAF uses (models/ssm/mamba.py), with its scan back-ends.
+
+Switches (docs/next_item_investigation.md measures each; every default is the published model):
+- residual: the residual around the mixer, x + Dropout(Mamba(x)); null: as the code, only with
+  more than one layer;
+- mixer_norm: the LayerNorm right after the mixer (false: the FFN reads its input unnormalised);
+- dt_min, dt_max: the mixer's initial dt, log-uniform in [dt_min, dt_max]; dt_min = dt_max =
+  ln 2 = 0.6931 with init recbole is the authors' code exactly (its dt bias re-initialised to 0);
+- init: mamba (torch's Linear and mamba-ssm's initialisation) | recbole (every Linear weight
+  N(0, 0.02^2) and bias 0, RecBole's `_init_weights`, which the authors' code applies; the dt
+  bias, set by dt_min and dt_max, is kept);
+- position: none | learned | gap, an embedding added to E[item] before the dropout: `learned`,
+  P[t] with t counted from the oldest item of the window (SASRec's); `gap`, the time since the
+  event before, in the log2-minute buckets of models/layers/history.py (BST's time-gap
+  embedding, Chen et al. 2019, of the gap between consecutive events so it stays causal; 0 for
+  a window's first event).
 """
 from __future__ import annotations
 
@@ -21,12 +36,21 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from common.errors import MDAFError
+from data_prep.loader import batch_key
+from models.layers.history import MAX_TIME_GAP_DAYS, n_time_buckets, time_gap_bucket
+from models.next_item.base import INIT_STD, NextItemModel
 from models.ssm.mamba4rec_layer import Mamba4RecEncoder
-from models.next_item.base import NextItemModel
+
+INITS = ("mamba", "recbole")
+POSITIONS = ("none", "learned", "gap")
 
 
 @dataclass
 class Mamba4RecConfig:
+    """The published model, and the switches of the module doc; max_len: the positions a learned
+    position table holds (at least the training window L)."""
+
     timeline: str = "history"
     hidden: int = 64
     n_layers: int = 1
@@ -35,6 +59,24 @@ class Mamba4RecConfig:
     expand: int = 2
     dropout: float = 0.2
     scan_backend: str = "auto"
+    head: str = "dot"  # dot | repeat_explore (models/next_item/base.py)
+    residual: bool | None = None
+    mixer_norm: bool = True
+    dt_min: float = 0.001
+    dt_max: float = 0.1
+    init: str = "mamba"
+    position: str = "none"
+    max_len: int = 200
+
+    def __post_init__(self) -> None:
+        if self.init not in INITS:
+            raise MDAFError(f"model config (mamba4rec): key 'init' is {self.init!r}; expected one of {list(INITS)}")
+        if self.position not in POSITIONS:
+            raise MDAFError(f"model config (mamba4rec): key 'position' is {self.position!r}; expected one of "
+                            f"{list(POSITIONS)}")
+        if not 0 < self.dt_min <= self.dt_max:
+            raise MDAFError(f"model config (mamba4rec): keys 'dt_min' and 'dt_max' must satisfy 0 < dt_min <= dt_max, "
+                            f"got {self.dt_min} and {self.dt_max}")
 
 
 class Mamba4Rec(NextItemModel):
@@ -44,17 +86,66 @@ class Mamba4Rec(NextItemModel):
         self.embedding = self.item_embedding(meta, cfg.hidden)
         self.drop = nn.Dropout(cfg.dropout)
         self.norm = nn.LayerNorm(cfg.hidden)
+        self.position_kind = cfg.position
+        self.n_buckets = n_time_buckets(MAX_TIME_GAP_DAYS * 86400.0)
+        rows = {"none": 0, "learned": cfg.max_len, "gap": self.n_buckets}[cfg.position]
+        self.position = nn.Embedding(rows, cfg.hidden, padding_idx=0 if cfg.position == "gap" else None) if rows else None
+        residual = cfg.n_layers > 1 if cfg.residual is None else cfg.residual
         self.encoder = Mamba4RecEncoder(cfg.hidden, cfg.n_layers, d_state=cfg.d_state, d_conv=cfg.d_conv,
                                         expand=cfg.expand, dropout=cfg.dropout, scan_backend=cfg.scan_backend,
-                                        residual=cfg.n_layers > 1)
+                                        residual=residual, mixer_norm=cfg.mixer_norm, dt_min=cfg.dt_min,
+                                        dt_max=cfg.dt_max)
+        self.use_head(cfg.head, cfg.hidden)
+        with torch.no_grad():
+            if self.position is not None:
+                self.position.weight.normal_(std=INIT_STD)
+                if cfg.position == "gap":
+                    self.position.weight[0].zero_()
+            if cfg.init == "recbole":
+                for module in self.encoder.modules():
+                    if isinstance(module, nn.Linear):
+                        module.weight.normal_(std=INIT_STD)
+                        if module.bias is not None and not getattr(module.bias, "_no_reinit", False):
+                            module.bias.zero_()
+
+    def forward(self, batch: dict[str, torch.Tensor]):
+        self._gaps = batch.get(batch_key(self.timeline, "time_gap"))  # read by encode when position is gap
+        try:
+            return super().forward(batch)
+        finally:
+            self._gaps = None
 
     def encode(self, items: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.encoder(self.event_input({"item": items}), mask)
+        x = self.embedding("item", items)
+        if self.position_kind == "learned":
+            length = items.shape[1]
+            if length > self.position.num_embeddings:
+                raise MDAFError(f"model config (mamba4rec): the window holds {length} items but 'max_len' is "
+                                f"{self.position.num_embeddings}")
+            n_pad = length - mask.sum(dim=1, keepdim=True)  # (B, 1)
+            x = x + self.position((torch.arange(length, device=items.device)[None, :] - n_pad).clamp_min(0))
+        elif self.position_kind == "gap":
+            if self._gaps is None:
+                raise MDAFError(f"model config (mamba4rec): position 'gap' needs the batch key "
+                                f"{batch_key(self.timeline, 'time_gap')!r}")
+            ages = self._gaps  # (B, L): seconds from each event to the prediction; left-padded
+            since = torch.zeros_like(ages)
+            since[:, 1:] = ages[:, :-1] - ages[:, 1:]  # seconds from the event before to this one
+            first = torch.zeros_like(mask)
+            first[:, 1:] = mask[:, :-1]
+            x = x + self.position(time_gap_bucket(since, mask & first, self.n_buckets))
+        return self.encoder(self.norm(self.drop(x)), mask)
 
     def event_input(self, event: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The encoder's input for items (B,) or (B, L): LayerNorm(Dropout(E[item]))."""
+        """The encoder's input for one event's items (B,): LayerNorm(Dropout(E[item]))."""
+        if self.position is not None:
+            raise MDAFError(f"model config (mamba4rec): streaming needs position 'none' (got {self.position_kind!r})")
         return self.norm(self.drop(self.embedding("item", event["item"])))
 
     def stream_encoder(self) -> Mamba4RecEncoder:
-        """The recurrence a served model steps through (models/ssm/streaming.py)."""
+        """The recurrence a served model steps through (models/ssm/streaming.py); none with the
+        repeat-explore head, which reads the state of every position, not only the newest."""
+        if self.repeat_explore is not None:
+            raise MDAFError("model config (mamba4rec): streaming needs head 'dot' (the repeat-explore head reads "
+                            "the states of the whole window)")
         return self.encoder

@@ -25,7 +25,8 @@ from models.output import ModelOutput
 
 @dataclass
 class MambaRecConfig:
-    """gate: sequence (one gate per window, its prefix mean causally) | position."""
+    """gate: sequence (one gate per window, its prefix mean causally) | position; head: dot |
+    repeat_explore (models/next_item/base.py)."""
 
     timeline: str = "history"
     hidden: int = 64
@@ -37,6 +38,7 @@ class MambaRecConfig:
     expand: int = 2
     dropout: float = 0.2
     scan_backend: str = "auto"
+    head: str = "dot"
 
 
 class MambaRec(NextItemModel):
@@ -49,6 +51,7 @@ class MambaRec(NextItemModel):
         self.encoder = HybridEncoder(cfg.hidden, cfg.n_layers, n_heads=cfg.n_heads, gate=cfg.gate, d_state=cfg.d_state,
                                      d_conv=cfg.d_conv, expand=cfg.expand, dropout=cfg.dropout,
                                      scan_backend=cfg.scan_backend)
+        self.use_head(cfg.head, cfg.hidden)
 
     def encode(self, items: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.encoder(self.norm(self.drop(self.embedding(ITEM, items))), mask)

@@ -24,7 +24,8 @@ from models.next_item.base import INIT_STD, NextItemModel
 
 @dataclass
 class SASRecConfig:
-    """max_len: positions the position table holds (at least the training window L)."""
+    """max_len: positions the position table holds (at least the training window L); head: dot |
+    repeat_explore (models/next_item/base.py)."""
 
     timeline: str = "history"
     hidden: int = 64
@@ -33,6 +34,7 @@ class SASRecConfig:
     inner: int = 256
     dropout: float = 0.5
     max_len: int = 200
+    head: str = "dot"
 
     def __post_init__(self) -> None:
         if self.hidden % self.n_heads or self.inner % self.hidden:
@@ -50,6 +52,7 @@ class SASRec(NextItemModel):
         self.drop = nn.Dropout(cfg.dropout)
         self.encoder = TransformerEncoder(cfg.hidden, cfg.n_layers, cfg.n_heads, cfg.inner // cfg.hidden, cfg.dropout,
                                           causal=True, activation="gelu")
+        self.use_head(cfg.head, cfg.hidden)
         for module in (self.position, *(m for m in self.encoder.modules() if isinstance(m, nn.Linear))):
             nn.init.normal_(module.weight, std=INIT_STD)  # RecBole's SASRec init (biases 0, LayerNorm 1 and 0)
             if getattr(module, "bias", None) is not None:

@@ -1,12 +1,13 @@
 """Mamba4Rec's layer (Liu et al. 2024, "Mamba4Rec: Towards Efficient Sequential Recommendation with
 Selective State Space Models", Sec. 3.2-3.3):
 
-  h = LayerNorm(x + Dropout(Mamba(x)))                          (without `x +` when residual is off)
+  h = LayerNorm(x + Dropout(Mamba(x)))                          (without `x +` when residual is off,
+                                                                without the LayerNorm when mixer_norm is)
   out = LayerNorm(h + Dropout(W_2 Dropout(GELU(W_1 h))))        (position-wise FFN, 4x)
 
 The authors' code puts no residual around the mixer when there is a single layer
 (`residual=False`, models/next_item/mamba4rec.py); MDAF's "v2" branch always keeps it. Padding is
-handled inside the mixer (models/ssm/mamba.py).
+handled inside the mixer (models/ssm/mamba.py); dt_min and dt_max set its initial dt.
 """
 from __future__ import annotations
 
@@ -22,12 +23,14 @@ class Mamba4RecLayer(nn.Module):
 
     def __init__(
         self, hidden: int, d_state: int = 16, d_conv: int = 4, expand: int = 2, dropout: float = 0.2,
-        ffn_mult: int = 4, scan_backend: str = "auto", residual: bool = True,
+        ffn_mult: int = 4, scan_backend: str = "auto", residual: bool = True, mixer_norm: bool = True,
+        dt_min: float = 0.001, dt_max: float = 0.1,
     ):
         super().__init__()
-        self.mamba = Mamba(hidden, d_state=d_state, d_conv=d_conv, expand=expand, scan_backend=scan_backend)
+        self.mamba = Mamba(hidden, d_state=d_state, d_conv=d_conv, expand=expand, dt_min=dt_min, dt_max=dt_max,
+                           scan_backend=scan_backend)
         self.drop = nn.Dropout(dropout)
-        self.norm = nn.LayerNorm(hidden)
+        self.norm = nn.LayerNorm(hidden) if mixer_norm else nn.Identity()
         self.ffn = FeedForward(hidden, ffn_mult, dropout, "gelu")
         self.residual = residual
 

@@ -16,6 +16,9 @@ Back-ends (`backend=`):
 - "cuda": mamba-ssm's `selective_scan_fn` (CUDA tensors, only where the package imports);
 - "auto": "cuda" for CUDA tensors when mamba-ssm imports, "cpu" for CPU tensors when the kernel
   builds, "reference" otherwise. Which one runs is logged once per device.
+Under `torch.jit.trace` (experiments/export.py) every back-end is "reference", the recurrence
+compiled by TorchScript: a kernel call is invisible to the tracer, and a Python loop would be
+unrolled to the example's length, where the compiled loop runs over any length.
 """
 from __future__ import annotations
 
@@ -58,6 +61,11 @@ def _mamba_ssm_scan():
     return selective_scan_fn
 
 
+@functools.lru_cache(maxsize=1)
+def _scripted_reference():
+    return torch.jit.script(selective_scan_reference)
+
+
 def _scan_cuda(x, dt, A, B, C, D, z):
     fn = _mamba_ssm_scan()
     # mamba-ssm wants channels before length: u, delta, z (batch, d_inner, L); B, C (batch, d_state, L)
@@ -76,6 +84,8 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     """The back-end "auto" means on `device`; an explicit one is checked against the device."""
     if backend not in BACKENDS:
         raise MDAFError(f"model config: key 'scan_backend' is {backend!r}; expected one of {list(BACKENDS)}")
+    if torch.jit.is_tracing():
+        return "reference"
     if backend == "auto":
         if device.type == "cuda" and _mamba_ssm_scan() is not None:
             return "cuda"
@@ -102,5 +112,7 @@ _IMPLEMENTATIONS = {"reference": selective_scan_reference, "cpu": _scan_cpu, "cu
 def selective_scan(x, dt, A, B, C, D, z, backend: str = "auto") -> torch.Tensor:
     """out (batch, L, d_inner) of the equations above, by `backend` (see the module doc)."""
     resolved = resolve_backend(backend, x.device)
+    if torch.jit.is_tracing():
+        return _scripted_reference()(x, dt, A, B, C, D, z)
     _announce(backend, resolved, x.device.type)
     return _IMPLEMENTATIONS[resolved](x, dt, A, B, C, D, z)

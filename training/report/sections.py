@@ -196,16 +196,23 @@ def criteria_section(results: list[CriterionResult]) -> Section:
 
 
 def comparison_section(runs: list[RunRow], results_root: Path) -> Section:
-    if len(runs) < 2:
-        return Section("Comparison", [f"No other finished runs of this task were found under {results_root}."])
-    rows = [[r.run + (" (this run)" if r.this else ""), r.label, r.model, r.data,
-             *(num(value) for _, value in r.figures), num(r.best_epoch, "d"), num(r.params, ",")] for r in runs]
+    this = next(r for r in runs if r.this)
+    same = [r for r in runs if r.same_data]
+    other = sorted({r.data for r in runs if not r.same_data})
+    apart = ([f"Not compared: {len(runs) - len(same)} finished run(s) of this task on other data "
+              f"({'; '.join(other[:3])}{'; ...' if len(other) > 3 else ''})."] if other else [])
+    if len(same) < 2:
+        return Section("Comparison", [f"No other finished runs of this task on this data ({this.data}) were "
+                                      f"found under {results_root}.", *apart])
+    rows = [[r.run + (" (this run)" if r.this else ""), r.label, r.model,
+             *(num(value) for _, value in r.figures), num(r.best_epoch, "d"), num(r.params, ",")] for r in same]
     names = [name for name, _ in runs[0].figures]
     return Section("Comparison", [
-        f"Finished runs of the same task under the results folder, best test {names[0]} first. Runs on "
-        "different data are not comparable.",
-        Table(["run", "label", "model", "data", *(f"test {name}" for name in names), "best epoch", "params"],
-              rows, "llll" + "r" * (len(names) + 2))])
+        f"Finished runs of the same task on the same data ({this.data}: the file or folder it was prepared "
+        f"from, the fingerprint of the prepared dataset and the split) under the results folder, best test "
+        f"{names[0]} first.",
+        Table(["run", "label", "model", *(f"test {name}" for name in names), "best epoch", "params"],
+              rows, "lll" + "r" * (len(names) + 2)), *apart])
 
 
 def efficiency_section(run: Run) -> Section:

@@ -9,7 +9,7 @@ torchrun, logs, records, reports) is shared.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,14 +23,16 @@ from models.output import ModelOutput
 @dataclass
 class TestOutcome:
     """A finished run's test: the metrics record of summary.json, the fitted calibration (CTR;
-    None otherwise), the per-sample predictions, the model's diagnostics figures, and the test
-    split's scoring rate (samples per second)."""
+    None otherwise), the per-sample predictions, the model's diagnostics figures, the test
+    split's scoring rate (samples per second), and tables written beside the predictions (path
+    in the run directory -> table; next-item: the vocabularies that map indices to raw ids)."""
 
     metrics: Any
     calibration: dict[str, float] | None
     predictions: pl.DataFrame
     diagnostics: dict[str, Any]
     samples_per_s: float
+    tables: dict[str, pl.DataFrame] = field(default_factory=dict)
 
 
 class Task(abc.ABC):

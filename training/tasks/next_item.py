@@ -6,7 +6,8 @@ Mamba4Rec was published with) or on every position of each user's last training 
 (`train_on: all`: SASRec's original, far cheaper; for causal models, whose state at a position
 sees only the items before it; windows tile each user's training sequence, so every training
 target is still predicted once an epoch). Metrics: HR, NDCG and MRR at 5, 10 and 20 over the full
-catalogue (training/ranking.py); early stopping watches validation NDCG@10.
+catalogue (training/ranking.py); early stopping watches validation NDCG@10. The test predictions
+name each target's user and item by their raw ids, with the dataset's vocabularies beside them.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from common.errors import MDAFError
 from data_prep.dataset import ProcessedDataset
 from data_prep.loader import BatchLoader, batch_key
 from data_prep.vocab import OOV
@@ -33,6 +35,7 @@ from training.records import RankingMetrics
 from training.tasks.base import Task, TestOutcome
 
 ITEM = "item"
+USER = "user"
 
 
 class NextItemTask(Task):
@@ -44,6 +47,7 @@ class NextItemTask(Task):
         self.dataset, self.cfg, self.ranking, self.device, self.ctx, self.bf16 = dataset, cfg, ranking, device, ctx, bf16
         self.timeline = dataset.timeline_names[0]
         self.items = dataset.meta["vocab_sizes"][ITEM] - (OOV + 1)  # the catalogue ranked
+        self.vocabularies = {space: vocabulary(dataset, space) for space in (USER, ITEM)}  # now, not after training
         self.model: nn.Module | None = None
 
     def setup(self, model: nn.Module, probe: dict[str, torch.Tensor]) -> None:
@@ -120,8 +124,12 @@ class NextItemTask(Task):
         metrics, preds = self.evaluate(model, "test")
         rate = len(preds["rank"]) / (time.perf_counter() - began)
         diagnostics = preds.pop("diagnostics").result() if "diagnostics" in preds else {}
-        table = pl.DataFrame(preds).with_row_index("row")
-        return TestOutcome(ranking_record(metrics, len(preds["rank"])), None, table, diagnostics, rate)
+        table = pl.DataFrame(preds).rename({"user_id": "user_index", ITEM: "item_index"})
+        raw = {f"{space}_id": pl.col(f"{space}_index").replace_strict(vocab["index"].cast(pl.Int64), vocab["raw"])
+               for space, vocab in self.vocabularies.items()}
+        table = table.with_columns(**raw).select(*raw, *table.columns).with_row_index("row")
+        return TestOutcome(ranking_record(metrics, len(preds["rank"])), None, table, diagnostics, rate,
+                           {f"vocab/{space}.parquet": vocab for space, vocab in self.vocabularies.items()})
 
     def describe(self, metrics: RankingMetrics) -> str:
         return " ".join(f"{name.upper()}@{k} {getattr(metrics, name)[str(k)]:.4f}" for k in (10, 20)
@@ -129,6 +137,15 @@ class NextItemTask(Task):
 
     def oracle(self) -> dict[str, dict[str, float]] | None:
         return oracle_ranking(self.dataset)
+
+
+def vocabulary(dataset: ProcessedDataset, space: str) -> pl.DataFrame:
+    """vocab/<space>.parquet of `dataset`: raw id -> index (columns raw, index[, count])."""
+    path = dataset.root / "vocab" / f"{space}.parquet"
+    if not path.is_file():
+        raise MDAFError(f"{path}: missing; test predictions name raw ids through it (a copy prepared by an older "
+                        "version lacks it): prepare the data again")
+    return pl.read_parquet(path)
 
 
 def catalogue_cross_entropy(scores: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
