@@ -1,7 +1,9 @@
-"""Next-item models: training-step time and peak memory of Mamba4Rec against SASRec.
+"""Next-item models: training-step time and peak memory of Mamba4Rec against SASRec, and of the
+repeat-explore head against the dot-product head.
 
     python benchmarks/bench_next_item.py            # L 50, 200, 1000, 2000 at batch 32, and L 50 at batch 2048
     python benchmarks/bench_next_item.py --quick    # L 50 and 200 only: a smoke run
+    python benchmarks/bench_next_item.py --heads    # the heads: each model at L 50 and 1,000
 
 What: one training step of the published protocol (the last position's scores against the whole
 catalogue, cross-entropy, backward, an Adam step), float32 on the CPU, for each model at its
@@ -19,6 +21,12 @@ add on top of the model, its optimiser and the batch (benchmarks/measure.py). A 
 skipped when its memory, extrapolated quadratically in L from the last measured shape, exceeds
 the budget (default half the available memory).
 Writes benchmarks/results/bench_next_item.md (not with --quick).
+
+--heads: each model with `head: repeat_explore` (models/next_item/repeat_explore.py) against
+itself with the dot head, in the same run, at L 50 and 1,000: the published protocol's step at
+batch 32 (the last position), and a step on every position (train_on: all) at the grids' batches
+of 4,000 positions (80 windows of 50, 4 of 1,000). Windows hold one event a minute. Writes
+benchmarks/results/bench_next_item_heads.md.
 """
 from __future__ import annotations
 
@@ -27,7 +35,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from measure import RunStart, argument_parser, best_step_time, memory_budget, publish, run_fresh
@@ -36,9 +43,11 @@ from common.memory import read_peak, reset_peak
 from data_prep.loader import batch_key
 from models.registry import build_model
 from training.config import resolve_section
+from training.tasks.next_item import catalogue_cross_entropy
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "bench_next_item.md"
+HEAD_RESULTS = ROOT / "benchmarks" / "results" / "bench_next_item_heads.md"
 ITEMS = 3706  # MovieLens-1M's catalogue
 META = {"vocab_sizes": {"item": ITEMS + 2}}
 BATCH, WIDE_BATCH = 32, 2048
@@ -47,6 +56,9 @@ MODELS = {"Mamba4Rec": "configs/model/mamba4rec.yaml", "SASRec": "configs/model/
 WARM_UP_STEPS = 2
 REPEAT_SECONDS = 10.0
 TARGET_L, TARGET_SPEED, TARGET_MEMORY = 200, 1.7, 3.0  # the paper's GPU ratios at ML-1M's L 200
+HEADS = ("dot", "repeat_explore")
+HEAD_SHAPES = [(50, BATCH, "last"), (1000, BATCH, "last"), (50, 80, "all"), (1000, 4, "all")]  # (L, batch, positions)
+TARGET_HEAD_COST = 1.3  # the head's step at most this many times the dot head's
 
 
 @dataclass(frozen=True, order=True)
@@ -61,24 +73,35 @@ class Measurement:
     peak_mb: float
 
 
-def build(name: str, length: int) -> nn.Module:
+def build(name: str, length: int, head: str = "dot") -> nn.Module:
     cfg = resolve_section(str(ROOT / MODELS[name]), name)
     if "max_len" in cfg:
         cfg["max_len"] = max(cfg["max_len"], length)
-    return build_model(cfg, META)
+    return build_model({**cfg, "head": head}, META)
 
 
 def make_batch(shape: Shape) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     gen = torch.Generator().manual_seed(0)
     items = torch.randint(2, ITEMS + 2, (shape.batch, shape.length), generator=gen)
-    batch = {batch_key("history", "item"): items, batch_key("history", "mask"): torch.ones_like(items, dtype=torch.bool)}
+    minutes = torch.arange(shape.length, 0, -1).expand_as(items) * 60
+    batch = {batch_key("history", "item"): items, batch_key("history", "mask"): torch.ones_like(items, dtype=torch.bool),
+             batch_key("history", "time_gap"): minutes}
     return batch, torch.randint(2, ITEMS + 2, (shape.batch,), generator=gen)
 
 
 def train_step(model: nn.Module, optimiser: torch.optim.Optimizer, batch: dict[str, torch.Tensor],
-               target: torch.Tensor) -> float:
+               target: torch.Tensor, every_position: bool = False) -> float:
+    """One step: the last position's scores against `target`, or with `every_position` each
+    position's against the item after it (training/tasks/next_item.py)."""
     began = time.perf_counter()
-    loss = F.cross_entropy(model(batch).logit, target)
+    out = model(batch)
+    if every_position:
+        items = batch[batch_key("history", "item")]
+        labels = torch.cat([items[:, 1:], target[:, None]], dim=1).flatten()  # windows are full
+        scores = model.head_scores(batch, out.states, every_position=True)
+    else:
+        scores, labels = out.logit, target
+    loss = catalogue_cross_entropy(scores, labels, log_probabilities=model.log_probabilities)
     optimiser.zero_grad()
     loss.backward()
     optimiser.step()
@@ -167,9 +190,94 @@ def render(header: list[str], rows: dict[Shape, dict[str, Measurement | str]], b
     return "\n".join(lines)
 
 
+def head_times(name: str, shape: Shape, threads: int, every_position: bool) -> dict[str, float]:
+    """Head -> best training-step seconds of `name` with it; the two models' steps alternate in
+    one fresh process, so both see the same load on a shared machine."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    models = {head: build(name, shape.length, head).train() for head in HEADS}
+    optimisers = {head: torch.optim.Adam(model.parameters()) for head, model in models.items()}
+    batch, target = make_batch(shape)
+
+    def step(head: str) -> float:
+        return train_step(models[head], optimisers[head], batch, target, every_position)
+
+    for head in HEADS:
+        train_step(models[head], optimisers[head], *make_batch(Shape(4, 2)), every_position)
+        last = [step(head) for _ in range(WARM_UP_STEPS)][-1]
+    rounds = max(2, min(5, int(REPEAT_SECONDS / last)))
+    times: dict[str, list[float]] = {head: [] for head in HEADS}
+    for _ in range(rounds):
+        for head in HEADS:
+            times[head].append(step(head))
+    return {head: min(values) for head, values in times.items()}
+
+
+def head_peak(name: str, shape: Shape, threads: int, head: str, every_position: bool) -> float:
+    """Peak MB one training step adds on top of the model, its optimiser and the batch, after a
+    step to warm up; run in a fresh process."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = build(name, shape.length, head).train()
+    optimiser = torch.optim.Adam(model.parameters())
+    batch, target = make_batch(shape)
+    train_step(model, optimiser, batch, target, every_position)
+    in_use = reset_peak("cpu")
+    train_step(model, optimiser, batch, target, every_position)
+    return (read_peak("cpu") - in_use) / 2**20
+
+
+HeadRow = tuple[str, Shape, str, dict[str, float], dict[str, float]]  # model, shape, positions, seconds, peak MB
+
+
+def bench_heads(threads: int) -> list[HeadRow]:
+    rows = []
+    for name in MODELS:
+        for length, batch, positions in HEAD_SHAPES:
+            shape, every = Shape(length, batch), positions == "all"
+            what = f"{name} at {shape} ({positions})"
+            seconds = run_fresh(f"timing the heads of {what}", head_times, name, shape, threads, every)
+            peak = {head: run_fresh(f"measuring the peak memory of {what} with head {head}", head_peak, name, shape,
+                                    threads, head, every) for head in HEADS}
+            rows.append((name, shape, positions, seconds, peak))
+            print(f"{what}: dot {1000 * seconds['dot']:.0f} ms, repeat-explore {1000 * seconds['repeat_explore']:.0f} "
+                  f"ms ({seconds['repeat_explore'] / seconds['dot']:.2f}x)", flush=True)
+    return rows
+
+
+def render_heads(header: list[str], rows: list[HeadRow]) -> str:
+    lines = ["# bench_next_item --heads: training step with the repeat-explore head vs the dot head, float32, CPU", "",
+             *header, "",
+             "| model | L | batch | positions | dot ms | repeat-explore ms | time ratio | dot peak MB | "
+             "repeat-explore peak MB | memory ratio |", "|---|---|---|---|---|---|---|---|---|---|"]
+    ratio = {}
+    for name, shape, positions, seconds, peak in rows:
+        ratio[name, shape, positions] = seconds["repeat_explore"] / seconds["dot"]
+        lines.append(f"| {name} | {shape.length:,} | {shape.batch} | {positions} | {1000 * seconds['dot']:.0f} | "
+                     f"{1000 * seconds['repeat_explore']:.0f} | {ratio[name, shape, positions]:.2f}x | "
+                     f"{peak['dot']:.0f} | {peak['repeat_explore']:.0f} | "
+                     f"{peak['repeat_explore'] / max(peak['dot'], 1e-9):.2f}x |")
+    over = [f"{name} at L {shape.length} ({positions}, {r:.2f}x)" for (name, shape, positions), r in ratio.items()
+            if r > TARGET_HEAD_COST]
+    lines += ["", f"Target: the head's training step at most {TARGET_HEAD_COST:g}x the dot head's at L 50 and 1,000: "
+              + ("met everywhere." if not over else "NOT met for " + "; ".join(over) + "."), "",
+              f"ms: the best of 2 to 5 training steps (forward, cross-entropy over {ITEMS:,} items, backward, Adam) after "
+              f"{WARM_UP_STEPS} warm-up steps, the two heads' steps alternating in one fresh process (so both see the "
+              "same load). positions: last (the published protocol: one target per window) or all (train_on: all: "
+              "every position predicts the item after it). Peak MB: resident memory one step adds on top of the "
+              "model, its optimiser and the batch, each head in a fresh process."]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argument_parser(__doc__, quick="L 50 and 200 only", limited="a SASRec shape")
+    parser.add_argument("--heads", action="store_true", help="the repeat-explore head against the dot head instead")
     args = parser.parse_args()
+    if args.heads:
+        start = RunStart()
+        rows = bench_heads(args.threads)
+        publish(render_heads(start.header(args.threads), rows), HEAD_RESULTS, write=not args.quick)
+        return
     lengths = LENGTHS[:2] if args.quick else LENGTHS
     shapes = sorted([Shape(50, WIDE_BATCH), *(Shape(length, BATCH) for length in lengths)])
     start = RunStart()

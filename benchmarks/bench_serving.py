@@ -15,6 +15,8 @@ this process (httpx, one connection each), so figures include the client's time,
    ratio that matters: recomputing the 1,000-event window against a streamed event update.
 3. Durability: 20 SIGKILLs at random moments while 4 clients send events, a restart after each
    (the last snapshot, then the log after it); the events that got a 200 and are missing after.
+Baselines measured in the same run: a bare append and fsync on the state directory's disk (what an
+acknowledged event cannot go below), and the model's work alone, in this process, without HTTP.
 Writes benchmarks/results/bench_serving.md (not with --quick).
 """
 from __future__ import annotations
@@ -209,6 +211,20 @@ def next_phase(run: Path, work: Path, users: int, requests: int, seconds: float,
     return rows, p50
 
 
+def fsync_floor(directory: Path, appends: int = 300) -> tuple[float, float]:
+    """(p50, p99) ms of appending a 100-byte line to a file in `directory` and fsyncing it: the
+    least an acknowledged event can cost on this disk (serving/wal.py does the same per group)."""
+    times = []
+    with open(directory / "fsync-probe", "ab") as fh:
+        for _ in range(appends):
+            began = time.perf_counter()
+            fh.write(b"x" * 99 + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+            times.append(time.perf_counter() - began)
+    return 1e3 * float(np.percentile(times, 50)), 1e3 * float(np.percentile(times, 99))
+
+
 def model_work(run: Path, users: int, threads: int) -> dict:
     """In this process, no HTTP: ms to recompute `users` users' output over their LONG-event windows,
     to fold one event into each user's state, and to score from the states (median of 20)."""
@@ -224,7 +240,7 @@ def model_work(run: Path, users: int, threads: int) -> dict:
         for store in stores.values():
             store.append(user, "history", rows)
         stores[streamed].fold([(user, {"item": rows[:, 1]})])
-    rankings = [Ranking(u, 10) for u in ids]
+    rankings = [Ranking(u, 10, T0 + LONG) for u in ids]
     event = [(u, {"item": rows[:1, 1]}) for u in ids]  # one more of the items above
 
     def median_ms(fn) -> float:
@@ -291,7 +307,8 @@ def kill_phase(run: Path, work: Path, kills: int, rng: np.random.Generator, thre
             "restart_s": float(np.median(restart[1:]))}
 
 
-def report(ctr: list[dict], nxt: list[dict], p50: dict, work: dict, kills: dict, args, start: RunStart) -> str:
+def report(ctr: list[dict], nxt: list[dict], p50: dict, work: dict, floor: tuple[float, float], kills: dict, args,
+           start: RunStart) -> str:
     lines = ["# bench_serving: the scoring service on 127.0.0.1 (experiments/serve.py)", "",
              *start.header(args.threads), "",
              f"CTR run: `{args.ctr_run}` ({run_config(args.ctr_run)['model']['name']}); next-item run: "
@@ -315,8 +332,11 @@ def report(ctr: list[dict], nxt: list[dict], p50: dict, work: dict, kills: dict,
               f"- /recommend from the state against recomputing the window: "
               f"{recompute['p50'] / streamed['p50']:.1f}x faster",
               f"- /events with streaming against without (the `step` it adds): "
-              f"{event['p50'] / p50[('events', False, 1)]['p50']:.2f}x the time", "",
-              f"The model's work alone (in process, no HTTP, no log; median ms):", "",
+              f"{event['p50'] / p50[('events', False, 1)]['p50']:.2f}x the time",
+              f"- a bare append and fsync of one line on the state directory's disk (the floor of an "
+              f"acknowledged event): p50 {floor[0]:.2f} ms, p99 {floor[1]:.2f} ms; a streamed event update "
+              f"costs {event['p50'] / floor[0]:.1f}x its p50", "",
+              "The model's work alone (in process, no HTTP, no log; median ms):", "",
               "| users | recompute over the window | fold one event (`step`) | score from the state | recompute / step |",
               "|---|---|---|---|---|"]
     lines += [f"| {n} | {w['recompute']:.2f} | {w['step']:.3f} | {w['from_state']:.2f} | "
@@ -357,8 +377,9 @@ def main() -> None:
         ctr = ctr_phase(args.ctr_run, work, args.history, args.requests, args.seconds, args.threads)
         nxt, p50 = next_phase(args.next_run, work, 8 if args.quick else 32, args.requests, args.seconds, args.threads)
         kills = kill_phase(args.next_run, work, 3 if args.quick else 20, np.random.default_rng(2), args.threads)
+        floor = fsync_floor(work)
     alone = {n: model_work(args.next_run, n, args.threads) for n in (1, CLIENTS)}
-    publish(report(ctr, nxt, p50, alone, kills, args, start), RESULTS, not args.quick)
+    publish(report(ctr, nxt, p50, alone, floor, kills, args, start), RESULTS, not args.quick)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,15 @@
 """Train Mamba4Rec, SASRec and GRU4Rec (configs/experiments/next_item_grid.yaml) over several seeds
-on one next-item data set and tabulate them with paired tests against Mamba4Rec.
+on one next-item data set, fit the counting lists beside them (popularity, the user's recent items,
+item co-occurrence kNN), and tabulate them with paired tests against Mamba4Rec, overall and on the
+repeat and the new targets.
 
     python experiments/run_next_item.py                                          # synthetic sequences, 5 seeds
     python experiments/run_next_item.py --data ml-100k/ml-100k.inter --results-dir results/next_item_ml100k \
         --doc docs/next_item_results.md
     python experiments/run_next_item.py --data ml-100k/ml-100k.inter --protocol temporal \
         --results-dir results/next_item_ml100k_temporal
+    python experiments/run_next_item.py --data UserBehavior.csv --protocol days \
+        --results-dir results/next_item_userbehavior_days                        # validate 12-02, test 12-03
     python experiments/run_next_item.py --summary-only --results-dir results/next_item_ml100k
 
 Finished runs are skipped and interrupted ones resumed, so the same command continues a grid; a

@@ -3,7 +3,7 @@ fields, so an unknown field, a missing one or a value of the wrong type is a 422
 
     POST /score      CTR runs: {"user", "context": {"time", shared fields}, "candidates": [{fields}]}
                      -> calibrated click probabilities "p" (and the model's "logit"), in order
-    POST /recommend  next-item runs: {"user", "k"} -> the top k "items" (raw ids) and "scores"
+    POST /recommend  next-item runs: {"user", "k", "time"} -> the top k "items" (raw ids) and "scores"
     POST /events     {"user", "events": [{"timeline", "time", fields}]} -> appended and, where the
                      model streams, folded into the user's state; 200 once it is on disk
     GET  /health, GET /run, GET /users/{user}   liveness and counters; the run; a user's windows
@@ -24,10 +24,10 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import ConfigDict, Field, ValidationError, create_model
 
 from common.errors import MDAFError
-from serving.features import CALENDAR, PRICE
+from serving.features import PRICE
 from serving.scorer import Ranking, Samples
 from serving.service import Service
 
@@ -139,13 +139,14 @@ def create_app(service: Service) -> FastAPI:
             return other_task("POST /recommend")
     else:
         RecommendRequest = create_model("RecommendRequest", __config__=STRICT, user=(User, ...),
-                                        k=(Annotated[int, Field(ge=1, le=cfg.max_k)], 10))
+                                        k=(Annotated[int, Field(ge=1, le=cfg.max_k)], 10), time=(Int64 | None, None))
 
         @app.post("/recommend")
         async def recommend(request: RecommendRequest) -> dict:
             """The top k items for the user, by the run's masking rules (never padding or unknown
             items; the window's items too when the run masked the history)."""
-            items, scores = await service.recommend(Ranking(request.user, request.k))
+            at = int(time.time()) if request.time is None else request.time
+            items, scores = await service.recommend(Ranking(request.user, request.k, at))
             return {"user": request.user, "items": items, "scores": scores}
 
         @app.post("/score")

@@ -54,10 +54,12 @@ class Samples:
 
 @dataclass
 class Ranking:
-    """One /recommend request: the top `k` items for `user`."""
+    """One /recommend request: the top `k` items for `user` at `time` (what a model reading time
+    gaps measures the history from, as a training target's time)."""
 
     user: UserId
     k: int
+    time: int
 
 
 class RunScorer:
@@ -86,12 +88,17 @@ class RunScorer:
         self.passes = 0  # forward passes run
 
     def _streaming(self) -> tuple[Streamer | None, str | None]:
+        """The model's streamer and the timeline it folds, when it streams: a state of its recurrence,
+        and an input for one event (probed with a padding event) are both refused otherwise."""
         try:
             streamer = Streamer(self.model)
+            timeline = getattr(self.model, "timeline", None) or self.model.sequence.tokens.timeline
+            with torch.no_grad():
+                self.model.event_input({f: torch.zeros(1, dtype=torch.long, device=self.device)
+                                        for f in self.dataset.timeline_fields(timeline)})
         except MDAFError as exc:
             log.info("%s does not stream (%s): every request recomputes from the window", self.model_name, exc)
             return None, None
-        timeline = getattr(self.model, "timeline", None) or self.model.sequence.tokens.timeline
         return streamer, timeline
 
     def identity(self) -> dict[str, str]:
@@ -188,7 +195,7 @@ class RunScorer:
         skip = self.timeline if streamed and not self.mask_history else None
         groups = [(self._windows(store, j.user, None, skip), 1) for j in jobs]
         n = len(jobs)
-        table, arrays = self._table(groups, np.zeros(n, np.int64), np.zeros(n, np.int64),
+        table, arrays = self._table(groups, np.array([j.time for j in jobs], np.int64), np.zeros(n, np.int64),
                                     {f: np.zeros(n, np.int32) for f in self.dataset.static_fields}, {})
         state = store.state([j.user for j in jobs]) if streamed else None
         out = []

@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-TOP = ("common", "data_prep", "models", "training", "experiments", "configs", "benchmarks", "docs", "tests")
+TOP = ("common", "data_prep", "models", "serving", "training", "experiments", "configs", "benchmarks", "docs", "tests")
 CITED = re.compile(r"(?<![\w./-])((?:%s)/[\w./-]*\w)(?![\w*<{/-])" % "|".join(TOP))
 
 

@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from common.errors import MDAFError
-from data_prep.dataset import ProcessedDataset
 from data_prep.loader import BatchLoader
 from serving.export import ScoringForward, export_run
 from serving_runs import CTR_TRAIN, NEXT_TRAIN, TINY_MDAF, sequences, train

@@ -1,6 +1,6 @@
 """Next-item preparation: every input format, duplicates, the iterated k-core, the stable
-tie-break, leave-one-out and temporal splits without leakage, the keyed copy, the synthetic
-oracle, one-line errors; and MovieLens-100K and the UserBehavior sample when present."""
+tie-break, leave-one-out, temporal and calendar-day splits without leakage, the keyed copy, the
+synthetic oracle, one-line errors; and MovieLens-100K and the UserBehavior sample when present."""
 from __future__ import annotations
 
 import json
@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 
 from common.errors import MDAFError
+from data_prep.calendar import day_start, to_day, utc_zone
 from data_prep.dataset import ProcessedDataset
 from data_prep.next_item.config import load_next_item_config
 from data_prep.next_item.prepare import prepare_copy, prepare_next_item
@@ -133,12 +134,59 @@ def test_temporal_split_never_trains_after_a_test_target(tmp_path):
     assert json.loads((out / "meta.json").read_text())["protocol"] == "temporal"
 
 
+def hourly(users: int, first: str, hours: int) -> list[tuple]:
+    """Every user views item (hour mod 4) each hour from 00:00 UTC of `first`: a 2-core."""
+    start = day_start(first, zone=utc_zone(0))
+    return [(f"u{u}", f"i{h % 4}", 1.0, start + 3600 * h + u) for u in range(users) for h in range(hours)]
+
+
+def test_days_split_by_calendar_days_in_the_configs_zone(tmp_path):
+    """Days 2017-12-01 to 12-04 hour by hour: validation on 12-02 and test on 12-03 in Beijing
+    (UTC+8) move 8 hours earlier than in UTC, and nothing after the test days is a target."""
+    path = write_inter(tmp_path / "h.inter", hourly(3, "2017-12-01", 4 * 24))
+    for offset in (8, 0):
+        zone, out = utc_zone(offset), tmp_path / f"utc{offset}"
+        prepare_next_item(path, out, load_next_item_config(k_core=2, protocol="days", val_days=["2017-12-02"] * 2,
+                                                           test_days=["2017-12-03"] * 2, utc_offset_hours=offset))
+        ds = ProcessedDataset(out)
+        days = {split: {to_day(int(t), zone) for t in ds.split(split).time} for split in ("train", "val", "test")}
+        assert days == {"train": {"2017-12-01"}, "val": {"2017-12-02"}, "test": {"2017-12-03"}}
+        # every hour before the validation day, each user's first excepted: 12-02 starts at 16:00 UTC in Beijing
+        assert len(ds.split("train")) == 3 * (24 - offset - 1)
+        assert len(ds.split("test")) == 3 * 24
+        assert json.loads((out / "meta.json").read_text())["protocol"] == "days"
+
+
+def test_days_of_userbehavior_default_to_its_ctr_split(tmp_path):
+    path = tmp_path / "UserBehavior.csv"
+    rows = hourly(3, "2017-12-01", 4 * 24)
+    path.write_text("".join(f"{u[1:]},{i[1:]},7,pv,{t}\n" for u, i, _, t in rows))
+    out = tmp_path / "out"
+    prepare_next_item(path, out, load_next_item_config(k_core=2, protocol="days"))
+    ds, beijing = ProcessedDataset(out), utc_zone(8)
+    assert {to_day(int(t), beijing) for t in ds.split("val").time} == {"2017-12-02"}  # configs/data/userbehavior.yaml
+    assert {to_day(int(t), beijing) for t in ds.split("test").time} == {"2017-12-03"}
+
+
+def test_days_without_days_or_outside_the_data_are_named(tmp_path):
+    path = write_inter(tmp_path / "h.inter", hourly(3, "2017-12-01", 48))
+    with pytest.raises(MDAFError, match="h.inter: protocol 'days' needs the next-item config's keys 'val_days' and"):
+        prepare_next_item(path, tmp_path / "a", load_next_item_config(k_core=2, protocol="days"))
+    with pytest.raises(MDAFError, match="leaves no test targets; its interactions run from 2017-12-01 to 2017-12-03"):
+        prepare_next_item(path, tmp_path / "b", load_next_item_config(
+            k_core=2, protocol="days", val_days=["2017-12-02"] * 2, test_days=["2017-12-05"] * 2))
+    with pytest.raises(MDAFError, match="'test_days' .* must start after 'val_days'"):
+        load_next_item_config(val_days=["2017-12-02"] * 2, test_days=["2017-12-02"] * 2)
+
+
 def test_keyed_copy_is_reused_until_the_file_changes(tmp_path):
     path = write_inter(tmp_path / "g.inter", grid(users=6, items=5, per_user=8))
     cfg = load_next_item_config(k_core=2)
     first = prepare_copy(path, tmp_path / "data", cfg)
     assert prepare_copy(path, tmp_path / "data", cfg) == first
     assert prepare_copy(path, tmp_path / "data", load_next_item_config(k_core=3)) != first
+    # the keys of protocol days change nothing under another protocol: the same copy
+    assert prepare_copy(path, tmp_path / "data", load_next_item_config(k_core=2, val_days=["2017-12-02"] * 2)) == first
     write_inter(path, grid(users=7, items=5, per_user=8))
     changed = prepare_copy(path, tmp_path / "data", cfg)
     assert changed != first and first.is_dir()
@@ -165,7 +213,8 @@ def test_movielens_100k_prepares_as_recbole_counts(tmp_path):
 
 
 @pytest.mark.skipif(not USERBEHAVIOR.is_file(), reason="the UserBehavior sample (../shared/data) is absent")
-def test_userbehavior_sample_prepares(tmp_path):
-    summary = prepare_next_item(USERBEHAVIOR, tmp_path / "ub", load_next_item_config(protocol="temporal"))
+@pytest.mark.parametrize("protocol", ["temporal", "days"])
+def test_userbehavior_sample_prepares(tmp_path, protocol):
+    summary = prepare_next_item(USERBEHAVIOR, tmp_path / "ub", load_next_item_config(protocol=protocol))
     assert summary["users"] > 100 and summary["items"] > 100
     assert all(n > 0 for n in summary["rows"].values())

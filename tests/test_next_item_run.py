@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+import torch
 import yaml
 
 from common.errors import MDAFError
@@ -31,7 +32,8 @@ from training.tasks.next_item import NextItemTask
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = {"base": "configs/train/next_item.yaml", "epochs": 2, "batch_size": 64, "seq_len": 12, "threads": 1}
 SMALL = {"mamba4rec": {"hidden": 16, "d_state": 8}, "sasrec": {"hidden": 16, "inner": 32},
-         "gru4rec": {"embedding": 16, "hidden": 16}, "mambarec": {"hidden": 16, "d_state": 8}}
+         "gru4rec": {"embedding": 16, "hidden": 16}, "mambarec": {"hidden": 16, "d_state": 8},
+         "pop": {}, "recent": {}, "knn": {}}
 
 
 @pytest.fixture(scope="module")
@@ -57,17 +59,28 @@ def test_tiny_run_writes_a_ranking_report(sequences, tmp_path):
     run = run_experiment(load_experiment(experiment(tmp_path, sequences)), "m", tmp_path / "results")
     summary = json.loads((run / "summary.json").read_text())
     assert summary["task"] == "next_item" and summary["train"]["monitor"] == "ndcg@10"
-    assert set(summary["test"]) == {"hr", "ndcg", "mrr", "n"} and summary["test"]["n"] == sequences.meta["rows"]["test"]
+    assert set(summary["test"]) == {"hr", "ndcg", "mrr", "n", "repeat", "new"}
+    assert summary["test"]["n"] == sequences.meta["rows"]["test"]
     assert summary["calibration"] is None and not (run / "calibration.json").exists()
     preds = pl.read_parquet(run / "test_predictions.parquet")
     ranks = preds["rank"].to_numpy()
     assert 1 <= ranks.min() and ranks.max() <= 60
     assert summary["test"]["hr"]["10"] == pytest.approx(float((ranks <= 10).mean()))
+    # repeat targets: the target among the last seq_len (12) items of the user's history
+    test, items = sequences.split("test"), sequences.timeline("history")["item"]
+    repeat = np.array([item in items[max(start, end - 12):end] for item, start, end in
+                       zip(test.static["item"], test.start["history"], test.end["history"])])
+    assert 0 < repeat.sum() < len(repeat) and (preds["repeat"].to_numpy() == repeat).all()
+    for group, rows in (("repeat", repeat), ("new", ~repeat)):
+        figures = summary["test"][group]
+        assert figures["n"] == rows.sum() and figures["ndcg"] == pytest.approx(
+            float(np.where(ranks[rows] <= 10, 1 / np.log2(ranks[rows] + 1), 0).mean()))
     assert summary["data"]["oracle"]["test"]["hr@10"] > 0
     epochs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [set(e["val"]) >= {"hr@10", "ndcg@10", "mrr@10"} for e in epochs if e["kind"] == "epoch"] == [True, True]
     md = (run / "report.md").read_text()
     assert "NDCG@10" in md and "oracle" in md and "Success criteria" not in md
+    assert f"| repeat: in the window | {repeat.sum()} | {repeat.mean():.1%} |" in md
     assert (run / "learning_curves.png").stat().st_size > 10_000 and not (run / "reliability.png").exists()
     assert (run / "checkpoints" / "best.pt").is_file()
     with pytest.raises(MDAFError, match="predict.py scores CTR runs"):
@@ -83,6 +96,31 @@ def test_every_position_trains_the_causal_models(sequences, tmp_path, name):
     if name == "mambarec":  # the hybrid's gate over the test windows, per layer
         gate = summary["diagnostics"]["hybrid_gate"]
         assert gate["n"] == summary["test"]["n"] and 0 < gate["mean"][0] < 1
+
+
+@pytest.mark.parametrize("train_on", ["last", "all"])
+def test_the_repeat_explore_head_trains_on_the_trainer(sequences, tmp_path, train_on):
+    path = experiment(tmp_path, sequences, "mamba4rec", train_on, epochs=1)
+    cfg = load_experiment(path, {"model": {"head": "repeat_explore"}})
+    run = run_experiment(cfg, f"head_{train_on}", tmp_path / "results")
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["train_loss"] for r in records if r["kind"] == "epoch"]
+    assert losses and all(np.isfinite(losses))
+    assert json.loads((run / "summary.json").read_text())["test"]["repeat"]["n"] > 0
+    state = torch.load(run / "checkpoints" / "best.pt", weights_only=False)["model"]
+    assert "repeat_explore.gate.weight" in state
+
+
+@pytest.mark.parametrize("name", ["pop", "recent", "knn"])
+def test_a_counting_model_fits_every_training_target_whatever_train_on_says(sequences, tmp_path, name):
+    """train_on all reads one window in L per user for gradient steps; a counting model still
+    counts every training target, and its checkpoint holds the counts."""
+    run = run_experiment(load_experiment(experiment(tmp_path, sequences, name, "all")), name, tmp_path / "results")
+    summary = json.loads((run / "summary.json").read_text())
+    counts = torch.load(run / "checkpoints" / "best.pt", weights_only=False)["model"]["counts"]
+    assert int(counts.sum()) == sequences.meta["rows"]["train"] == len(sequences.split("train"))
+    assert summary["train"]["epochs_run"] == 1 and summary["model"]["params"] == 0
+    assert "fitted in one pass" in summary["train"]["stop_reason"]
 
 
 def test_windows_of_all_positions_cover_each_target_once(sequences):
@@ -126,6 +164,11 @@ def test_grid_table_ranks_by_ndcg(sequences, tmp_path):
     doc = (tmp_path / "doc.md").read_text()
     assert "test NDCG@10 (mean ± std)" in doc and "ΔNDCG@10 vs Mamba4Rec" in doc
     assert "the true next-item probabilities score test NDCG@10" in doc
+    tests = [json.loads((results / "sasrec" / f"seed{s}" / "summary.json").read_text())["test"] for s in (0, 1)]
+    share = np.mean([t["repeat"]["n"] / t["n"] for t in tests])
+    new = np.mean([t["new"]["ndcg"] for t in tests])
+    assert by["SASRec"]["groups"]["new_ndcg@10"] == pytest.approx(new)
+    assert "## Repeat and new targets" in doc and f"| SASRec | {by['SASRec']['ndcg@10_mean']:.4f} | {share:.1%} |" in doc
 
 
 def test_length_sweep_tables_and_plots_each_model_against_l(sequences, tmp_path):
@@ -149,6 +192,8 @@ def test_length_sweep_tables_and_plots_each_model_against_l(sequences, tmp_path)
     assert rows[1]["closed"] == pytest.approx((rows[1]["first"] - best) / (oracle - best))
     doc = (tmp_path / "doc.md").read_text()
     assert "| MambaRec | 12 | 1 |" in doc and "doc.png" in doc
+    test = json.loads((results / "mambarec_l_12" / "seed0" / "summary.json").read_text())["test"]
+    assert f"| MambaRec | 12 | {ndcg:.4f} | {test['repeat']['n'] / test['n']:.1%} |" in doc  # repeat and new targets
     assert (tmp_path / "doc.png").stat().st_size > 10_000 and (results / "length_sweep.png").is_file()
 
 

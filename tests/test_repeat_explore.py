@@ -57,33 +57,41 @@ def test_scores_are_log_probabilities_without_mass_on_pads_or_unknown(name):
         assert torch.isneginf(scores[:, : OOV + 1]).all()  # padding and unknown: probability 0
         torch.testing.assert_close(torch.logsumexp(scores, dim=1), torch.zeros(len(scores)), atol=1e-5, rtol=0)
         target = torch.arange(len(scores)) % (V - OOV - 1) + OOV + 1
-        # the task's cross-entropy (a log-softmax over the catalogue) is minus the target's score
-        torch.testing.assert_close(catalogue_cross_entropy(scores, target, "none"), -scores.gather(1, target[:, None])[:, 0])
+        # the task's cross-entropy (a log-softmax over the catalogue) is minus the target's score, as
+        # the negative log-likelihood it takes of log-probabilities
+        assert net.log_probabilities
+        for as_given in (False, True):
+            torch.testing.assert_close(catalogue_cross_entropy(scores, target, "none", as_given),
+                                       -scores.gather(1, target[:, None])[:, 0])
     last = b[batch_key("history", "mask")].sum(1).cumsum(0) - 1  # each row's newest position in states[mask]
     torch.testing.assert_close(every[last], out.logit, atol=1e-5, rtol=1e-5)
 
 
-def test_only_a_windows_known_items_receive_repeat_mass():
+def test_the_repeat_mass_of_an_item_sums_over_its_positions_in_the_window():
     net = model("gru4rec").eval()
     items = windows(1)
+    items[2, :5] = items[2, 5]  # an item six times over
     with torch.no_grad():
-        net.repeat_explore.gate.bias.fill_(30.0)  # P(repeat) ~ 1: the mass is the repeat distribution's
-        net.repeat_explore.gate.weight.zero_()
+        head = net.repeat_explore
+        for part in (head.query, head.key, head.steps, head.seconds, head.gate):
+            for weight in part.parameters():
+                weight.zero_()  # equal attention over the known positions
+        head.gate.bias.fill_(30.0)  # P(repeat) ~ 1: all the mass is the repeat distribution's
         probability = net(batch(items)).logit.exp()
     for row in range(len(items)):
-        known = {int(i) for i in items[row] if i > OOV}
-        assert probability[row, sorted(known)].sum() == pytest.approx(1.0, abs=1e-5)
-        others = [i for i in range(V) if i not in known]
-        assert probability[row, others].sum() < 1e-5
+        known = items[row][items[row] > OOV]
+        expected = torch.zeros(V).index_add_(0, known, torch.full((len(known),), 1 / len(known)))
+        torch.testing.assert_close(probability[row], expected, atol=1e-6, rtol=1e-5)
 
 
 def test_a_window_without_known_items_scores_by_exploring_alone():
     net = model("gru4rec").eval()
-    items = torch.tensor([[0, 0, OOV, OOV], [0, 0, 0, OOV]])
-    with torch.no_grad():
-        out = net(batch(items))
-        explore = torch.log_softmax(net.score(out.states[:, -1])[:, OOV + 1:], dim=1)
-    torch.testing.assert_close(out.logit[:, OOV + 1:], explore)
+    items = torch.tensor([[0, 0, OOV, OOV], [0, 0, 0, OOV], [0, 0, 5, 5]])
+    out = net(batch(items))
+    explore = torch.log_softmax(net.score(out.states[:, -1])[:, OOV + 1:], dim=1)
+    torch.testing.assert_close(out.logit[:2, OOV + 1:], explore[:2])
+    catalogue_cross_entropy(out.logit, torch.tensor([3, 4, 5])).backward()
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
 
 
 @pytest.mark.parametrize("name", NEURAL)

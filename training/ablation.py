@@ -30,7 +30,7 @@ from data_prep.dataset import ProcessedDataset
 from training.config import RESUME_FREE_KEYS, ExperimentConfig, load_experiment, merge, repo_path, resolve_section
 from training.data import open_dataset
 from training.distributed import Dist
-from training.records import RunSummary, data_identity, read_summary
+from training.records import RankingMetrics, RunSummary, data_identity, read_summary
 from training.run import resolved_config, run_experiment
 
 log = logging.getLogger(__name__)
@@ -212,9 +212,40 @@ def table_rows(cfg: AblationConfig, found: dict[str, dict[int, RunSummary]]) -> 
             "params": runs[seeds[0]].model.params,
             "seconds_per_epoch": float(np.mean([runs[s].efficiency.seconds_per_epoch for s in seeds])),
             "best_epoch_mean": float(np.mean([runs[s].train.best_epoch for s in seeds])),
+            "groups": target_groups([runs[s] for s in seeds]),
         })
         rows.append(row)
     return sorted(rows, key=lambda r: -r[f"{r['metrics'][0].lower()}_mean"])
+
+
+def target_groups(summaries: list[RunSummary]) -> dict[str, float] | None:
+    """Means over next-item runs of the share of test targets in the window ("repeat_share") and
+    of HR, NDCG and MRR at 10 on the repeat and on the new targets ("repeat_ndcg@10", ...); None
+    unless every run recorded them."""
+    tests = [s.test for s in summaries]
+    if not all(isinstance(t, RankingMetrics) and t.repeat is not None and t.new is not None for t in tests):
+        return None
+    out = {"repeat_share": float(np.mean([t.repeat.n / t.n for t in tests]))}
+    for group in ("repeat", "new"):
+        for name in ("hr", "ndcg", "mrr"):
+            out[f"{group}_{name}@10"] = float(np.mean([getattr(getattr(t, group), name) for t in tests]))
+    return out
+
+
+# the columns of `group_cells`
+GROUP_HEAD = ("in the window | repeat HR@10 | repeat NDCG@10 | repeat MRR@10 | new HR@10 | new NDCG@10 | "
+              "new MRR@10")
+GROUP_NOTE = ("In the window: the share of test targets the user has among the L items the model reads (repeat "
+              "targets); repeat and new: the metrics on those targets and on the others (Li et al., SIGIR 2023, "
+              "\"Repetition and Exploration in Sequential Recommendation\"). Means over seeds.")
+
+
+def group_cells(groups: dict[str, float] | None) -> str:
+    """The cells of GROUP_HEAD from `target_groups` (n/a for runs without them)."""
+    if groups is None:
+        return " | ".join(["n/a"] * (GROUP_HEAD.count("|") + 1))
+    return " | ".join([f"{groups['repeat_share']:.1%}", *(_fmt(groups[f"{group}_{name}@10"]) for group in ("repeat", "new")
+                                                          for name in ("hr", "ndcg", "mrr"))])
 
 
 def _fmt(x: float, digits: int = 4) -> str:
@@ -270,6 +301,10 @@ def summary_markdown(cfg: AblationConfig, rows: list[dict[str, Any]], found: dic
             markdown_table(rows, cfg.reference),
             f"{sum(len(v) for v in found.values())} runs, {recipe_seconds / 3600:.1f} h of training in all. "
             "Each run's report: <results-dir>/<model>/seed<k>/report.md."]
+    if any(r["groups"] is not None for r in rows):
+        out += ["", "## Repeat and new targets", "", GROUP_NOTE, "",
+                f"| model | test {main} | {GROUP_HEAD} |", "|---|---|" + "---|" * (GROUP_HEAD.count("|") + 1),
+                *(f"| {r['label']} | {_fmt(r[key + '_mean'])} | {group_cells(r['groups'])} |" for r in rows)]
     if ref:
         others = [r for r in rows if r["label"] != cfg.reference]
         spread = ref[key + "_std"] if not math.isnan(ref[key + "_std"]) else 0.0

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from common.errors import MDAFError, exit_status
+from data_prep.next_item.config import PROTOCOLS
 from training.ablation import load_ablation, run_grid, write_summary
 from training.logs import setup_logging
 
@@ -29,7 +30,7 @@ def main(argv: list[str] | None, doc: str, script: str, default_config: str, def
     data.add_argument("--data", help="an interactions file (next-item)")
     parser.add_argument("--source", choices=("taobao_ad", "userbehavior", "next_item"),
                         help="which raw data set (default: the base config's)")
-    parser.add_argument("--protocol", choices=("loo", "temporal"), help="next-item split (default: the config's)")
+    parser.add_argument("--protocol", choices=PROTOCOLS, help="next-item split (default: the config's)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--device", choices=("auto", "cuda", "mps", "cpu"))
     parser.add_argument("--threads", type=int, help="torch threads per run (default: the config's; 1 when runs share "

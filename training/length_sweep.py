@@ -6,7 +6,9 @@ and HR@10 for next-item, AUC and logloss for CTR; the first with its std), secon
 peak memory of the run, and for the hybrid the mean of its gate at the last position (g: the
 weight on Mamba). On synthetic data with an oracle, the share of the gap closed,
     closed = (M - best_short) / (oracle - best_short),
-M the first figure and best_short the best model's at the shortest L of the grid.
+M the first figure and best_short the best model's at the shortest L of the grid. Next-item: also
+the share of test targets in the window and the metrics on those and on the others
+(training/ablation.py `target_groups`): a longer window holds more of the user's items.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from matplotlib.figure import Figure
 
 from common.atomic import atomic_write_bytes
 from common.errors import MDAFError
-from training.ablation import AblationConfig, collect
+from training.ablation import GROUP_HEAD, GROUP_NOTE, AblationConfig, collect, group_cells, target_groups
 
 LABEL = re.compile(r"^(?P<model>.+) L=(?P<length>\d+)$")
 
@@ -51,6 +53,7 @@ def sweep_rows(cfg: AblationConfig, results: Path) -> tuple[list[dict[str, Any]]
             "peak_memory_mb": float(np.mean(peaks)) if peaks else math.nan,
             "gate": [float(np.mean(layer)) for layer in zip(*gates)] if gates else None,
             "epochs": float(np.mean([s.train.best_epoch for s in summaries])),
+            "groups": target_groups(summaries),
         })
     rows.sort(key=lambda r: (r["model"], r["length"]))
     first = next(iter(next(iter(found.values())).values()))
@@ -99,6 +102,10 @@ def sweep_markdown(rows: list[dict[str, Any]], oracle: dict[str, float] | None, 
             "(every training target once) on the machine the runs used; peak memory: the run's. The hybrid's "
             "gate g weighs Mamba against attention (1: Mamba alone), its mean over the test windows per layer.",
             "Figure: length_sweep.png, beside this file."]
+    if any(r["groups"] is not None for r in rows):
+        out += ["", "## Repeat and new targets", "", GROUP_NOTE, "", f"| model | L | test {main} | {GROUP_HEAD} |",
+                "|---|---|---|" + "---|" * (GROUP_HEAD.count("|") + 1),
+                *(f"| {r['model']} | {r['length']:,} | {r['first']:.4f} | {group_cells(r['groups'])} |" for r in rows)]
     return "\n".join(out) + "\n"
 
 

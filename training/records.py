@@ -69,14 +69,28 @@ class MetricsOnTest:
 
 
 @dataclass
+class TargetGroup:
+    """HR, NDCG and MRR at 10 of one group of test targets, and how many there are."""
+
+    n: int
+    hr: float
+    ndcg: float
+    mrr: float
+
+
+@dataclass
 class RankingMetrics:
     """summary.json's `test` of a next-item run: HR, NDCG and MRR at each cutoff ("5", "10", "20")
-    over the full catalogue (training/ranking.py), and the number of targets."""
+    over the full catalogue (training/ranking.py), and the number of targets; `repeat` and `new`:
+    the same at 10 on the targets found in the user's window (a repeat of an item the model reads)
+    and on the others (None in runs recorded before they were)."""
 
     hr: dict[str, float]
     ndcg: dict[str, float]
     mrr: dict[str, float]
     n: int
+    repeat: TargetGroup | None = None
+    new: TargetGroup | None = None
 
 
 @dataclass

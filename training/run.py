@@ -24,6 +24,7 @@ from common.atomic import atomic_write_bytes, atomic_write_parquet
 from common.errors import MDAFError, exit_status
 from common.memory import PeakMemory
 from data_prep.dataset import ProcessedDataset
+from data_prep.next_item.config import PROTOCOLS
 from data_prep.samples import SPLITS
 from data_prep.vocab import with_min_count
 from models.registry import build_model
@@ -58,8 +59,9 @@ def argument_parser(description: str, default_config: str) -> argparse.ArgumentP
                         help="which raw data set (default: the config's)")
     parser.add_argument("--schema", help="--source generic: the YAML schema of the --raw-dir files "
                                          "(docs/generic_source.md; default configs/data/generic.yaml)")
-    parser.add_argument("--protocol", choices=("loo", "temporal"),
-                        help="next-item split: leave-one-out or global time cut-offs (default: the config's)")
+    parser.add_argument("--protocol", choices=PROTOCOLS,
+                        help="next-item split: leave-one-out, global time cut-offs at quantiles of the times, or "
+                             "calendar days (data.prep.val_days, test_days; default: the config's)")
     parser.add_argument("--device", choices=DEVICES, help="default: the config's (auto: cuda, then mps, then cpu)")
     parser.add_argument("--epochs", type=int, help="maximum epochs (default: the config's)")
     parser.add_argument("--seed", type=int, help="training seed (default: the config's)")

@@ -17,8 +17,10 @@ drop_consecutive` an item repeated right after itself is kept once; then users a
 fewer than `k_core` interactions are dropped, again and again until both hold (a k-core).
 Protocols: leave-one-out (RecBole's default for sequential models: per user, the last item is
 the test target, the second-last the validation target, every earlier position but the first
-a training target) or temporal (targets split by global time cut-offs, so no training target
-comes after a test target of any user; histories reach back over every earlier interaction).
+a training target), temporal (targets split by global time cut-offs at quantiles of the times, so
+no training target comes after a test target of any user) or days (the cut-offs are calendar
+days: validation and test days, as the CTR split of the same data). Under both time protocols a
+user's first interaction is never a target, and histories reach back over every earlier one.
 """
 from __future__ import annotations
 
@@ -34,9 +36,11 @@ import polars as pl
 
 from common.atomic import atomic_dir, build_lock, remove_stale
 from common.errors import MDAFError
+from data_prep.calendar import to_day, utc_zone, zone_name
+from data_prep.config import load_prep_config
 from data_prep.dataset import SCHEMA_VERSION
-from data_prep.next_item.config import NextItemConfig
-from data_prep.next_item.readers import read_interactions, require_interactions_file
+from data_prep.next_item.config import DAY_KEYS, NextItemConfig
+from data_prep.next_item.readers import detect_format, read_interactions, require_interactions_file
 from data_prep.prepare import MARKER, file_stats
 from data_prep.samples import SPLITS
 from data_prep.vocab import ValueCounts, vocab_meta
@@ -58,7 +62,7 @@ def prepare_copy(path: str | Path, root: str | Path, cfg: NextItemConfig) -> Pat
     path = Path(path)
     require_interactions_file(path)
     inputs = {"schema_version": SCHEMA_VERSION, "preparation": PREPARATION, "input": str(path.resolve()),
-              "config": dataclasses.asdict(cfg), "files": file_stats(path.parent, [path.name, oracle_path(path).name])}
+              "config": config_inputs(cfg), "files": file_stats(path.parent, [path.name, oracle_path(path).name])}
     digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:8]
     out = Path(root) / f"next_item-{path.name.split('.')[0]}-{digest}"
     remove_stale(root)
@@ -68,6 +72,12 @@ def prepare_copy(path: str | Path, root: str | Path, cfg: NextItemConfig) -> Pat
             return out
         prepare_next_item(path, out, cfg, {"inputs": inputs})
     return out
+
+
+def config_inputs(cfg: NextItemConfig) -> dict:
+    """The config as a copy's key records it: the keys of protocol days only when it is used (so
+    copies prepared before it existed keep their key)."""
+    return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in DAY_KEYS or cfg.protocol == "days"}
 
 
 def oracle_path(path: Path) -> Path:
@@ -96,8 +106,9 @@ def prepare_next_item(path: str | Path, out_dir: str | Path, cfg: NextItemConfig
         .with_columns(user_idx=pl.col("user").replace_strict(users, pl.int_range(len(users), eager=True),
                                                              return_dtype=pl.Int64)) \
         .sort("user_idx", "time", "row")
-    samples = split_targets(frame, cfg)
-    check_targets(samples, frame, cfg, path)
+    days = split_days(cfg, path) if cfg.protocol == "days" else None
+    samples = split_targets(frame, cfg, days)
+    check_targets(samples, frame, cfg, path, days)
     with atomic_dir(out_dir) as tmp:
         item_vocab.save(tmp / "vocab")
         pl.DataFrame({"raw": users, "index": np.arange(len(users))}).write_parquet(tmp / "vocab" / "user.parquet")
@@ -151,9 +162,11 @@ def filtered(frame: pl.DataFrame, cfg: NextItemConfig) -> tuple[pl.DataFrame, di
     return frame, drops
 
 
-def split_targets(frame: pl.DataFrame, cfg: NextItemConfig) -> pl.DataFrame:
+def split_targets(frame: pl.DataFrame, cfg: NextItemConfig,
+                  days: tuple[tuple[int, int], tuple[int, int]] | None = None) -> pl.DataFrame:
     """One row per target: split, label, time, user_id, item, history_start, history_end
-    [, oracle_rank]; `frame` sorted by (user, time, line)."""
+    [, oracle_rank]; `frame` sorted by (user, time, line); `days`: protocol days' [start, end) of
+    the validation and of the test days (`split_days`)."""
     frame = frame.with_columns(_row=pl.int_range(pl.len()), position=pl.int_range(pl.len()).over("user_idx"),
                                n=pl.len().over("user_idx"))
     frame = frame.with_columns(first=pl.col("_row") - pl.col("position"))  # the user's first row
@@ -161,12 +174,19 @@ def split_targets(frame: pl.DataFrame, cfg: NextItemConfig) -> pl.DataFrame:
         split = (pl.when(pl.col("position") == pl.col("n") - 1).then(pl.lit("test"))
                  .when(pl.col("position") == pl.col("n") - 2).then(pl.lit("val"))
                  .when(pl.col("position") >= 1).then(pl.lit("train")))
-    else:
+    elif cfg.protocol == "temporal":
         t1, t2 = temporal_cutoffs(frame, cfg)
         split = (pl.when(pl.col("position") == 0).then(None)
                  .when(pl.col("time") < t1).then(pl.lit("train"))
                  .when(pl.col("time") < t2).then(pl.lit("val"))
                  .otherwise(pl.lit("test")))
+    else:
+        (val_start, val_end), (test_start, test_end) = days
+        time = pl.col("time")
+        split = (pl.when(pl.col("position") == 0).then(None)
+                 .when(time < val_start).then(pl.lit("train"))
+                 .when(time < val_end).then(pl.lit("val"))
+                 .when((time >= test_start) & (time < test_end)).then(pl.lit("test")))
     targets = frame.with_columns(split=split).filter(pl.col("split").is_not_null())
     columns = [pl.col("split"), pl.lit(1, dtype=pl.Int8).alias("label"), pl.col("time").round().cast(pl.Int64),
                pl.col("user_idx").alias("user_id"), pl.col("item_idx").alias("item"),
@@ -176,18 +196,42 @@ def split_targets(frame: pl.DataFrame, cfg: NextItemConfig) -> pl.DataFrame:
     return targets.select(columns)
 
 
+def split_days(cfg: NextItemConfig, path: Path) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Protocol days' [start, end) in Unix seconds of the validation and of the test days: the
+    config's, or for UserBehavior.csv (when unset) those of its CTR split (configs/data/userbehavior.yaml)."""
+    days = {"val": cfg.val_days, "test": cfg.test_days}
+    if None in days.values():
+        if (detect_format(path) if cfg.format == "auto" else cfg.format) != "userbehavior":
+            raise MDAFError(f"{path}: protocol 'days' needs the next-item config's keys 'val_days' and 'test_days' "
+                            "([first, last] calendar days; set in data.prep of the experiment config); only "
+                            "UserBehavior.csv has them by default")
+        ctr = load_prep_config("userbehavior")
+        days = {split: chosen if chosen is not None else getattr(ctr, f"{split}_days") for split, chosen in days.items()}
+    return cfg.day_bounds(days["val"], days["test"])
+
+
 def temporal_cutoffs(frame: pl.DataFrame, cfg: NextItemConfig) -> tuple[float, float]:
     """The temporal protocol's cut-offs: the `temporal_quantiles` of all interaction times."""
     t1, t2 = (float(frame["time"].quantile(q, "lower")) for q in cfg.temporal_quantiles)
     return t1, t2
 
 
-def check_targets(samples: pl.DataFrame, frame: pl.DataFrame, cfg: NextItemConfig, path: Path) -> None:
-    """MDAFError naming the protocol's requirement when it leaves no train or no validation target."""
-    empty = [split for split in ("train", "val") if samples.filter(pl.col("split") == split).height == 0]
+def check_targets(samples: pl.DataFrame, frame: pl.DataFrame, cfg: NextItemConfig, path: Path,
+                  days: tuple[tuple[int, int], tuple[int, int]] | None = None) -> None:
+    """MDAFError naming the protocol's requirement when it leaves no train or no validation target
+    (nor, with protocol days, no test target)."""
+    needed = ("train", "val", "test") if cfg.protocol == "days" else ("train", "val")
+    empty = [split for split in needed if samples.filter(pl.col("split") == split).height == 0]
     if not empty:
         return
-    if cfg.protocol == "loo":
+    if cfg.protocol == "days":
+        zone = utc_zone(cfg.utc_offset_hours)
+        first, last = (to_day(int(frame["time"].min()), zone), to_day(int(frame["time"].max()), zone))
+        (val_start, _), (test_start, test_end) = days
+        why = (f"its interactions run from {first} to {last} ({zone_name(zone)}), and the validation days start "
+               f"{to_day(val_start, zone)}, the test days {to_day(test_start, zone)} to {to_day(test_end - 1, zone)}: "
+               "set data.prep.val_days and test_days inside them")
+    elif cfg.protocol == "loo":
         why = ("leave-one-out trains on users with at least 4 interactions (the first has no history, the last "
                "two validate and test): raise data.prep.k_core to 4 or more")
     else:

@@ -60,16 +60,22 @@ class GBDT(FittedModel):
             cols += list(self.matches.statistics(batch).double().unbind(-1))
         return torch.stack(cols, dim=-1).cpu().numpy()
 
-    def _dataset(self, batches: Batches, reference: lightgbm.Dataset | None = None) -> lightgbm.Dataset:
-        x, y = zip(*((self.features(b), b["label"].numpy()) for b in batches))
-        names = [*self.sizes, *(f"statistic_{i}" for i in range(self.matches.n_statistics if self.matches else 0))]
-        return lightgbm.Dataset(np.concatenate(x), np.concatenate(y), feature_name=names,
-                                categorical_feature=list(self.sizes), reference=reference, free_raw_data=True)
-
     def fit(self, train: Batches, val: Batches) -> str:
         with torch.no_grad():
-            train_set = self._dataset(train)
-            val_set = self._dataset(val, reference=train_set)
+            (x, y), (x_val, y_val) = self._arrays(train), self._arrays(val)
+        return self.fit_arrays(x, y, x_val, y_val)
+
+    def _arrays(self, batches: Batches) -> tuple[np.ndarray, np.ndarray]:
+        x, y = zip(*((self.features(b), b["label"].numpy()) for b in batches))
+        return np.concatenate(x), np.concatenate(y)
+
+    def fit_arrays(self, x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray) -> str:
+        """Fit on feature matrices whose first columns are `features`' field indices (any columns
+        after them enter as numbers); returns what was fitted, in one line."""
+        fields = list(self.sizes)
+        names = [*fields, *(f"x{i}" for i in range(x.shape[1] - len(fields)))]
+        train_set = lightgbm.Dataset(x, y, feature_name=names, categorical_feature=fields, free_raw_data=True)
+        val_set = lightgbm.Dataset(x_val, y_val, reference=train_set)
         params = {**self.cfg.params, "objective": "binary", "metric": "binary_logloss", "verbosity": -1,
                   "seed": self.seed, "num_threads": torch.get_num_threads(), "deterministic": True,
                   "force_col_wise": True}

@@ -5,6 +5,9 @@
   h, g     = GatedFusion(h_static, h_seq)              the gate of models/mdaf/fusion.py
   logit    = MLP([h ; s])                              s: the window's match statistics, with
                                                        `match_statistics` (models/layers/match.py)
+           (+ b + sum_f w_f[x_f] + v . s)              with `wide`: a logistic regression on the static
+                                                       fields and the statistics beside the deep part,
+                                                       as in Wide & Deep (Cheng et al. 2016)
 
 Both branches are projected to one width H and normalised, so the gate weighs vectors of the same
 scale. Variants by config alone (configs/model/):
@@ -24,6 +27,7 @@ import torch
 from torch import nn
 
 from common.errors import MDAFError
+from models.baselines.logistic import Logistic, LogisticConfig
 from models.layers.match import MatchFeatures
 from models.layers.mlp import MLPConfig
 from models.mdaf.fusion import GatedFusion
@@ -40,7 +44,9 @@ class MDAFConfig:
     """sequence, static: the branches ('none' as encoder / network drops one).
     fusion: gate | concat.  hidden: the width H both branches are projected to.
     mlp: the head (models.layers.mlp.MLPConfig).  match_statistics: the head also reads the match statistics of the
-    sequence's timeline (counts, shares and recency of the candidate's item / category / brand)."""
+    sequence's timeline (counts, shares and recency of the candidate's item / category / brand).
+    wide: add a logistic regression on the static fields and those statistics to the logit
+    (models/baselines/logistic.py)."""
 
     sequence: SequenceConfig = field(default_factory=SequenceConfig)
     static: StaticConfig = field(default_factory=StaticConfig)
@@ -48,6 +54,7 @@ class MDAFConfig:
     hidden: int = 128
     mlp: MLPConfig = field(default_factory=lambda: MLPConfig(hidden=[256, 128], dropout=0.3))
     match_statistics: bool = False
+    wide: bool = False
 
 
 def _projection(in_dim: int, hidden: int) -> nn.Module:
@@ -72,6 +79,7 @@ class MDAF(nn.Module):
         self.matches = MatchFeatures(meta, cfg.sequence.timeline) if cfg.match_statistics else None
         width += self.matches.n_statistics if self.matches is not None else 0
         self.mlp = cfg.mlp.build(width)
+        self.wide = Logistic(LogisticConfig(timeline=cfg.sequence.timeline), meta) if cfg.wide else None
 
     def forward(self, batch: dict[str, torch.Tensor], sequence_state: torch.Tensor | None = None) -> ModelOutput:
         """sequence_state: the sequential branch's output from a served user state (models/ssm/streaming.py),
@@ -90,7 +98,10 @@ class MDAF(nn.Module):
             h = torch.cat(parts, dim=-1)
         if self.matches is not None:
             h = torch.cat([h, self.matches.statistics(batch)], dim=-1)
-        return ModelOutput(logit=self.mlp(h).squeeze(-1), aux_logits=aux,
+        logit = self.mlp(h).squeeze(-1)
+        if self.wide is not None:
+            logit = logit + self.wide(batch).logit
+        return ModelOutput(logit=logit, aux_logits=aux,
                            diagnostics={"gate": gate} if gate is not None else {})
 
     def stream_encoder(self) -> nn.Module:

@@ -52,6 +52,12 @@ class NextItemModel(nn.Module, metaclass=abc.ABCMeta):
     def encode(self, items: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """items (B, L) indices, 0 at pads; mask (B, L) True at real positions -> states (B, L, H)."""
 
+    @property
+    def log_probabilities(self) -> bool:
+        """Whether the scores are log-probabilities over the catalogue (the repeat-explore head's),
+        so the task's cross-entropy is their negative log-likelihood as they are."""
+        return self.repeat_explore is not None
+
     def score(self, states: torch.Tensor) -> torch.Tensor:
         """(..., H) -> (..., V): the dot product with every item's embedding (the dot head; a
         streamed state is scored with it)."""

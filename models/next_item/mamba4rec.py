@@ -9,9 +9,10 @@ Selective State Space Models") as its code defines it:
 Published settings (its config.yaml): hidden 64, d_state 32, d_conv 4, expand 2, 1 layer,
 dropout 0.2, max length 200 (ML-1M; 50 and dropout 0.4 for the Amazon sets).
 Where the code and the paper differ, the code is followed: with a single layer the paper's
-residual around the mixer is absent. One departure, a fix: the code re-initialises every Linear
-layer after building the model, which resets Mamba's dt projection (initial dt about 0.69
-instead of log-uniform in [0.001, 0.1]); here the mixer keeps mamba-ssm's initialisation.
+residual around the mixer is absent. One departure: the code re-initialises every Linear layer
+after building the model (RecBole's N(0, 0.02^2)), which also resets Mamba's dt projection
+(initial dt about 0.69 instead of log-uniform in [0.001, 0.1]); here the mixer keeps mamba-ssm's
+initialisation and the FFN torch's (`init: recbole` with dt_min = dt_max = ln 2 is the code's).
 The mixer is the one MDAF uses (models/ssm/mamba.py), with its scan back-ends.
 
 Switches (docs/next_item_investigation.md measures each; every default is the published model):
@@ -19,7 +20,7 @@ Switches (docs/next_item_investigation.md measures each; every default is the pu
   more than one layer;
 - mixer_norm: the LayerNorm right after the mixer (false: the FFN reads its input unnormalised);
 - dt_min, dt_max: the mixer's initial dt, log-uniform in [dt_min, dt_max]; dt_min = dt_max =
-  ln 2 = 0.6931 with init recbole is the authors' code exactly (its dt bias re-initialised to 0);
+  ln 2 = 0.6931 with init recbole is the authors' code's initialisation (its dt bias reset to 0);
 - init: mamba (torch's Linear and mamba-ssm's initialisation) | recbole (every Linear weight
   N(0, 0.02^2) and bias 0, RecBole's `_init_weights`, which the authors' code applies; the dt
   bias, set by dt_min and dt_max, is kept);
@@ -39,7 +40,8 @@ from torch import nn
 from common.errors import MDAFError
 from data_prep.loader import batch_key
 from models.layers.history import MAX_TIME_GAP_DAYS, n_time_buckets, time_gap_bucket
-from models.next_item.base import INIT_STD, NextItemModel
+from models.next_item.base import INIT_STD, ITEM, NextItemModel
+from models.output import ModelOutput
 from models.ssm.mamba4rec_layer import Mamba4RecEncoder
 
 INITS = ("mamba", "recbole")
@@ -108,15 +110,19 @@ class Mamba4Rec(NextItemModel):
                         if module.bias is not None and not getattr(module.bias, "_no_reinit", False):
                             module.bias.zero_()
 
-    def forward(self, batch: dict[str, torch.Tensor]):
-        self._gaps = batch.get(batch_key(self.timeline, "time_gap"))  # read by encode when position is gap
-        try:
-            return super().forward(batch)
-        finally:
-            self._gaps = None
+    def forward(self, batch: dict[str, torch.Tensor]) -> ModelOutput:
+        """As NextItemModel.forward, with the window's time gaps for position 'gap'."""
+        items, mask = batch[batch_key(self.timeline, ITEM)], batch[batch_key(self.timeline, "mask")]
+        states = self.encoder(self.inputs(items, mask, batch.get(batch_key(self.timeline, "time_gap"))), mask)
+        return ModelOutput(logit=self.head_scores(batch, states), states=states)
 
     def encode(self, items: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = self.embedding("item", items)
+        return self.encoder(self.inputs(items, mask), mask)
+
+    def inputs(self, items: torch.Tensor, mask: torch.Tensor, ages: torch.Tensor | None = None) -> torch.Tensor:
+        """The encoder's input (B, L, H): LayerNorm(Dropout(E[item] [+ position])); `ages` (B, L):
+        seconds from each event to the prediction (the batch's time_gap), needed by position 'gap'."""
+        x = self.embedding(ITEM, items)
         if self.position_kind == "learned":
             length = items.shape[1]
             if length > self.position.num_embeddings:
@@ -125,22 +131,21 @@ class Mamba4Rec(NextItemModel):
             n_pad = length - mask.sum(dim=1, keepdim=True)  # (B, 1)
             x = x + self.position((torch.arange(length, device=items.device)[None, :] - n_pad).clamp_min(0))
         elif self.position_kind == "gap":
-            if self._gaps is None:
+            if ages is None:
                 raise MDAFError(f"model config (mamba4rec): position 'gap' needs the batch key "
                                 f"{batch_key(self.timeline, 'time_gap')!r}")
-            ages = self._gaps  # (B, L): seconds from each event to the prediction; left-padded
             since = torch.zeros_like(ages)
             since[:, 1:] = ages[:, :-1] - ages[:, 1:]  # seconds from the event before to this one
-            first = torch.zeros_like(mask)
-            first[:, 1:] = mask[:, :-1]
-            x = x + self.position(time_gap_bucket(since, mask & first, self.n_buckets))
-        return self.encoder(self.norm(self.drop(x)), mask)
+            has_before = torch.zeros_like(mask)
+            has_before[:, 1:] = mask[:, :-1]
+            x = x + self.position(time_gap_bucket(since, mask & has_before, self.n_buckets))
+        return self.norm(self.drop(x))
 
     def event_input(self, event: dict[str, torch.Tensor]) -> torch.Tensor:
         """The encoder's input for one event's items (B,): LayerNorm(Dropout(E[item]))."""
         if self.position is not None:
             raise MDAFError(f"model config (mamba4rec): streaming needs position 'none' (got {self.position_kind!r})")
-        return self.norm(self.drop(self.embedding("item", event["item"])))
+        return self.norm(self.drop(self.embedding(ITEM, event[ITEM])))
 
     def stream_encoder(self) -> Mamba4RecEncoder:
         """The recurrence a served model steps through (models/ssm/streaming.py); none with the

@@ -163,6 +163,14 @@ def ranking_section(run: Run) -> Section:
         "ties rank above the target, so a constant score ranks it last. "
         + ("The window's items are taken out of the ranking (mask_history)." if masked else
            "Items already in the history stay in the ranking (mask_history: false, RecBole's default).")]
+    if test.repeat is not None and test.new is not None:
+        blocks += [Table(["targets", "count", "share", "HR@10", "NDCG@10", "MRR@10"],
+                         [[name, num(group.n, ","), f"{group.n / max(test.n, 1):.1%}", num(group.hr), num(group.ndcg),
+                           num(group.mrr)] for name, group in (("repeat: in the window", test.repeat),
+                                                               ("new: not in the window", test.new))], "lrrrrr"),
+                   "A repeat target is an item the user has in the window the model reads (the last "
+                   f"{run.summary.data.seq_len} items); a model can score high by recommending what the user "
+                   "just saw (Li et al., SIGIR 2023, \"Repetition and Exploration in Sequential Recommendation\")."]
     lengths = run.predictions["history_length"].to_numpy()
     ranks = run.predictions["rank"].to_numpy()
     groups = [(bin_name(lo, hi), (lengths >= lo) & (lengths <= (np.inf if hi is None else hi)))
