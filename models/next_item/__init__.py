@@ -1,1 +1,3 @@
-"""Next-item recommenders (Mamba4Rec, SASRec, GRU4Rec) on one item embedding and one scoring layer."""
+"""Next-item recommenders: the neural ones (Mamba4Rec, MambaRec, SASRec, GRU4Rec) on one item
+embedding, scored by the dot product or the repeat-explore head; and the lists fitted by counting
+(popularity, the user's recent items, item co-occurrence kNN)."""
