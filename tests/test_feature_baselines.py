@@ -94,3 +94,15 @@ def test_gbdt_run_writes_a_report_and_predict_scores_like_the_run(tiny_dataset, 
     np.testing.assert_array_equal(scored["logit"].to_numpy(),
                                   pl.read_parquet(run / "test_predictions.parquet")["logit"].to_numpy())
     assert auc(scored["label"].to_numpy(), scored["p"].to_numpy()) == pytest.approx(summary["test"]["auc"], abs=1e-6)
+
+
+def test_mdaf_wide_adds_the_logistic_regression_to_its_logit(tiny_dataset, tiny_batch):
+    torch.manual_seed(0)
+    model = build_model({**load_yaml("configs/model/mdaf.yaml"), "wide": True}, tiny_dataset.meta).eval()
+    with torch.no_grad():
+        model.wide.linear.weight.normal_()  # a wide part that is not zero
+        full = model(tiny_batch).logit
+        wide = model.wide(tiny_batch).logit
+        model.wide = None
+        deep = model(tiny_batch).logit
+    torch.testing.assert_close(full, deep + wide)
