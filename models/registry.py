@@ -25,6 +25,7 @@ MODELS = {
     "dnn": "models.baselines.dnn:DNN",
     "logistic": "models.baselines.logistic:Logistic",
     "gbdt": "models.baselines.gbdt:GBDT",
+    "item_rate": "models.baselines.item_rate:ItemRate",
     "mamba4rec": "models.next_item.mamba4rec:Mamba4Rec",
     "sasrec": "models.next_item.sasrec:SASRec",
     "gru4rec": "models.next_item.gru4rec:GRU4Rec",

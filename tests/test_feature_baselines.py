@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from common.config import load_yaml
+from common.errors import MDAFError
 from data_prep.loader import BatchLoader
 from models.baselines.logistic import Logistic, LogisticConfig
 from models.layers.match import MatchFeatures
@@ -106,3 +107,21 @@ def test_mdaf_wide_adds_the_logistic_regression_to_its_logit(tiny_dataset, tiny_
         model.wide = None
         deep = model(tiny_batch).logit
     torch.testing.assert_close(full, deep + wide)
+
+
+def test_item_rate_is_the_smoothed_click_rate_of_the_candidate(tiny_dataset, tiny_batch):
+    model = build_model({"name": "item_rate", "prior": 5.0}, tiny_dataset.meta)
+    model.fit([tiny_batch], [])
+    assert keys_read(model, tiny_batch) == {"cate", "item"}  # nothing of the user, the context or the history
+    y = tiny_batch["label"].double()
+    p0 = y.mean()
+    got = model(tiny_batch).logit
+    for k in (0, 7):
+        cate, item = tiny_batch["cate"] == tiny_batch["cate"][k], tiny_batch["item"] == tiny_batch["item"][k]
+        pc = (y[cate].sum() + 5.0 * p0) / (cate.sum() + 5.0)
+        pi = (y[item].sum() + 5.0 * pc) / (item.sum() + 5.0)
+        assert got[k].item() == pytest.approx(torch.logit(pi).item(), abs=1e-5)
+    unseen = {**tiny_batch, "item": torch.full_like(tiny_batch["item"], 10**9)}  # beyond the table: one OOV count
+    assert torch.isfinite(model(unseen).logit).all()
+    with pytest.raises(MDAFError, match="'levels'"):
+        build_model({"name": "item_rate", "levels": ["brand_id"]}, tiny_dataset.meta)

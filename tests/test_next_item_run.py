@@ -169,6 +169,12 @@ def test_grid_table_ranks_by_ndcg(sequences, tmp_path):
     new = np.mean([t["new"]["ndcg"] for t in tests])
     assert by["SASRec"]["groups"]["new_ndcg@10"] == pytest.approx(new)
     assert "## Repeat and new targets" in doc and f"| SASRec | {by['SASRec']['ndcg@10_mean']:.4f} | {share:.1%} |" in doc
+    unrun = yaml.safe_load(grid.read_text())  # a reference with no finished run: nothing to compare with
+    unrun["reference"], unrun["models"] = "GRU4Rec", [*unrun["models"], {"label": "GRU4Rec", "model": "z"}]
+    grid.write_text(yaml.safe_dump(unrun))
+    write_summary(load_ablation(grid), results, "python experiments/run_next_item.py", tmp_path / "doc2.md")
+    line = next(x for x in (tmp_path / "doc2.md").read_text().splitlines() if x.startswith("| SASRec | 2 |"))
+    assert line.split(" | ")[4:7] == ["n/a", "n/a", "n/a"]  # Δ, p, beats it
 
 
 def test_length_sweep_tables_and_plots_each_model_against_l(sequences, tmp_path):

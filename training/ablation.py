@@ -208,7 +208,7 @@ def table_rows(cfg: AblationConfig, found: dict[str, dict[int, RunSummary]]) -> 
         is_ref = entry.label == cfg.reference
         row.update({
             "diff_vs_ref": 0.0 if is_ref else diff, "p_value": math.nan if is_ref else p,
-            "wins_vs_ref": "" if is_ref else f"{wins}/{len(shared)}",
+            "wins_vs_ref": "" if is_ref else f"{wins}/{len(shared)}" if shared else "n/a",
             "params": runs[seeds[0]].model.params,
             "seconds_per_epoch": float(np.mean([runs[s].efficiency.seconds_per_epoch for s in seeds])),
             "best_epoch_mean": float(np.mean([runs[s].train.best_epoch for s in seeds])),
@@ -259,7 +259,7 @@ def markdown_table(rows: list[dict[str, Any]], reference: str) -> str:
             "|---|---|" + "---|" * len(names) + "---|---|---|---|---|---|\n")
     lines = []
     for r in rows:
-        diff = "" if r["label"] == reference else f"{r['diff_vs_ref']:+.4f}"
+        diff = "" if r["label"] == reference else "n/a" if math.isnan(r["diff_vs_ref"]) else f"{r['diff_vs_ref']:+.4f}"
         figures = " | ".join(f"{_fmt(r[m.lower() + '_mean'])} ± {_fmt(r[m.lower() + '_std'])}" for m in r["metrics"])
         lines.append(f"| {r['label']} | {r['seeds']} | {figures} | {diff} | "
                      f"{'' if r['label'] == reference else _fmt(r['p_value'], 3)} | {r['wins_vs_ref']} | "
