@@ -2,7 +2,7 @@
 
     python benchmarks/bench_serving.py --ctr-run results/mdaf-seed0 --next-run results/mamba4rec_all-seed0
     (the next-item run of a streaming model, e.g. train_mamba4rec.py --config configs/experiments/mamba4rec_all.yaml:
-    the default's repeat-explore head has no streaming form)
+    the default, MambaRec, has attention, which does not stream)
     python benchmarks/bench_serving.py --ctr-run R1 --next-run R2 --quick    # fewer requests, 3 kills; no file
 
 Every phase is bounded by a number of requests and a time limit. The service runs in its own

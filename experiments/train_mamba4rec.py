@@ -1,6 +1,7 @@
-"""Train Mamba4Rec for next-item recommendation and write results/<run>/ with its report: full
-ranking over the catalogue, HR, NDCG and MRR at 5, 10, 20. The default (configs/experiments/mamba4rec.yaml)
-is Mamba4Rec with its residual and the repeat-explore head; configs/model/mamba4rec.yaml is the published one.
+"""Train a next-item model and write results/<run>/ with its report: full ranking over the catalogue,
+HR, NDCG and MRR at 5, 10, 20. The default (configs/experiments/mamba4rec.yaml) is MambaRec, Mamba4Rec's
+layer gated with causal self-attention, chosen on validation; configs/model/mamba4rec.yaml is the
+published Mamba4Rec.
 
     python experiments/train_mamba4rec.py                                   # no data: synthetic sequences
     python experiments/train_mamba4rec.py --data ml-100k/ml-100k.inter      # MovieLens-100K, leave-one-out
