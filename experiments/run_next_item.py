@@ -4,8 +4,8 @@ item co-occurrence kNN), and tabulate them with paired tests against Mamba4Rec, 
 repeat and the new targets.
 
     python experiments/run_next_item.py                                          # synthetic sequences, 5 seeds
-    python experiments/run_next_item.py --data ml-100k/ml-100k.inter --results-dir results/next_item_ml100k \
-        --doc docs/next_item_results.md
+    python experiments/run_next_item.py --config configs/experiments/next_item_ml100k.yaml --data ml-100k/ml-100k.inter \
+        --results-dir results/next_item_ml100k_heads --doc docs/next_item_ml100k.md
     python experiments/run_next_item.py --data ml-100k/ml-100k.inter --protocol temporal \
         --results-dir results/next_item_ml100k_temporal
     python experiments/run_next_item.py --data UserBehavior.csv --protocol days \

@@ -18,9 +18,8 @@ import lightgbm
 import numpy as np
 import torch
 
-from data_prep.vocab import OOV
 from models.fitted import Batches, FittedModel
-from models.layers.embedding import field_spaces
+from models.layers.embedding import field_spaces, known_index
 from models.layers.match import MatchFeatures
 from models.output import ModelOutput
 
@@ -55,7 +54,7 @@ class GBDT(FittedModel):
 
     def features(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
         """(B, fields + statistics) float64: the field indices, then the match statistics."""
-        cols = [batch[f].masked_fill(batch[f] >= size, OOV).double() for f, size in self.sizes.items()]
+        cols = [known_index(batch[f], size).double() for f, size in self.sizes.items()]
         if self.matches is not None:
             cols += list(self.matches.statistics(batch).double().unbind(-1))
         return torch.stack(cols, dim=-1).cpu().numpy()

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import torch
 
 from common.errors import MDAFError
-from data_prep.vocab import OOV
 from models.fitted import Batches, FittedModel
+from models.layers.embedding import known_index
 from models.output import ModelOutput
 
 
@@ -49,8 +49,7 @@ class ItemRate(FittedModel):
         self.register_buffer("totals", torch.zeros(2, dtype=torch.float64))  # clicks, impressions
 
     def _index(self, batch: dict[str, torch.Tensor], f: str) -> torch.Tensor:
-        x = batch[f]
-        return x.masked_fill(x >= len(getattr(self, f"shown_{f}")), OOV)
+        return known_index(batch[f], len(getattr(self, f"shown_{f}")))
 
     def fit(self, train: Batches, val: Batches) -> str:
         """Counts over the training batches; validation is not read."""

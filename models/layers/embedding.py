@@ -18,6 +18,12 @@ from common.errors import MDAFError
 from data_prep.vocab import OOV
 
 
+def known_index(index: torch.Tensor, size: int) -> torch.Tensor:
+    """`index` with the indices beyond a table of `size` rows (a min count cut them) read as out of
+    vocabulary, as every model reads them."""
+    return index.masked_fill(index >= size, OOV)
+
+
 class FeatureEmbedding(nn.Module):
     """Embeddings for the vocabulary spaces named in `spaces`.
 
@@ -46,7 +52,7 @@ class FeatureEmbedding(nn.Module):
     def forward(self, space: str, index: torch.Tensor) -> torch.Tensor:
         """(...) int64 indices of `space` -> (..., dims[space])."""
         table = self.tables[space]
-        return table(index.masked_fill(index >= table.num_embeddings, OOV))
+        return table(known_index(index, table.num_embeddings))
 
 
 def field_spaces(meta: dict, fields: list[str] | None = None) -> dict[str, str]:

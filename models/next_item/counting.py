@@ -16,6 +16,7 @@ import torch
 from data_prep.loader import batch_key
 from data_prep.vocab import OOV
 from models.fitted import Batches, FittedModel
+from models.layers.embedding import known_index
 from models.next_item.base import ITEM
 
 NEVER = float("-inf")
@@ -51,7 +52,7 @@ class CountingModel(FittedModel):
 
     def known(self, items: torch.Tensor) -> torch.Tensor:
         """`items` with indices beyond the catalogue (a min count cut it) read as unknown."""
-        return items.masked_fill(items >= self.size, OOV)
+        return known_index(items, self.size)
 
     def window(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """The window's items (B, L) (0 at pads) and mask (B, L)."""

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from data_prep.vocab import OOV
+from models.layers.embedding import known_index
 
 BUCKETS = 32  # log2 buckets of steps and of seconds back: 2**31 s is 68 years
 EDGES = [2**k - 1 for k in range(1, BUCKETS)]  # bucket k holds [2**k - 1, 2**(k + 1) - 1)
@@ -66,7 +67,7 @@ class RepeatExploreHead(nn.Module):
         The queries: the last position of each row (N = B), or with `every_position` each real
         position, in the order of `states[mask]`."""
         batch, length, dim = states.shape
-        items = items.masked_fill(items >= len(table), OOV)  # beyond a table a min count cut: unknown
+        items = known_index(items, len(table))
         queries = states if every_position else states[:, -1:]  # (B, Q, H)
         at = torch.arange(length - queries.shape[1], length, device=states.device)  # (Q,): their positions
         back = at[:, None] - torch.arange(length, device=states.device)  # (Q, L): steps before the query
